@@ -1,0 +1,1 @@
+"""gradeflow: asynchronous assessment grading on Postgres-owned jobs and Dramatiq workers."""

@@ -1,0 +1,5 @@
+"""``python -m gradeflow`` is the ``gradeflow`` command."""
+
+from gradeflow.ops.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Postgres: the tables, the engine, and every statement that changes state."""

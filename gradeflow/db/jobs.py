@@ -1,0 +1,426 @@
+"""Every statement that changes an ``async_jobs`` row: one named, guarded query each.
+
+Each transition is a single ``UPDATE … WHERE id = … AND status IN (…) RETURNING``.
+Zero rows back is a deliberate no-op (a duplicate message, a job cancelled
+meanwhile, a lease already taken back), reported to the caller as ``None`` or
+``False`` — never silently overwritten. Callers own the transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+#: A job is unclaimed-but-sent when its message went out for its current due time.
+_OUTSTANDING = "status = 'queued' AND sent_at IS NOT NULL AND sent_at >= next_run_at"
+_NIL_CLIENT = "'00000000-0000-0000-0000-000000000000'::uuid"
+
+
+@dataclass(frozen=True)
+class JobToInsert:
+    """One row for :func:`insert_jobs`; ``send_now`` marks its message as sent at insert."""
+
+    job_type: str
+    queue_name: str
+    payload: dict[str, Any]
+    assessment_id: uuid.UUID | None
+    client_id: uuid.UUID | None
+    dedup_key: str | None
+    max_attempts: int | None
+    send_now: bool
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a Dramatiq message needs: which job, which actor, which queue."""
+
+    job_id: uuid.UUID
+    job_type: str
+    queue_name: str
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: uuid.UUID
+    job_type: str
+    attempts: int
+    max_attempts: int | None
+    payload: dict[str, Any]
+    assessment_id: uuid.UUID | None
+    client_id: uuid.UUID | None
+    rescues: int
+
+
+# -- enqueue -------------------------------------------------------------------
+
+
+def outstanding_messages(conn: Connection, client_id: uuid.UUID | None) -> dict[str, int]:
+    """Messages sent but not yet claimed for ``client_id``, by queue."""
+    rows = conn.execute(
+        text(
+            f"SELECT queue_name, count(*) FROM async_jobs WHERE {_OUTSTANDING}"
+            " AND client_id IS NOT DISTINCT FROM :client GROUP BY queue_name"
+        ),
+        {"client": client_id},
+    )
+    return {queue: count for queue, count in rows}
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """The jobs an insert created, and the messages to send for them after commit."""
+
+    job_ids: list[uuid.UUID]
+    messages: list[Message]
+
+
+def insert_jobs(conn: Connection, jobs: Sequence[JobToInsert]) -> Inserted:
+    """Insert ``jobs`` as ``queued`` and due now; return the messages to send after commit.
+
+    A job whose ``(job_type, dedup_key)`` exists already is not inserted and
+    gets no message. Only jobs with ``send_now`` get a message here; the
+    dispatcher sends the others, fairly across clients.
+    """
+    if not jobs:
+        return Inserted([], [])
+    rows = conn.execute(
+        text(
+            "INSERT INTO async_jobs (job_type, queue_name, status, payload, assessment_id,"
+            " client_id, dedup_key, max_attempts, next_run_at, sent_at)"
+            " SELECT j.job_type, j.queue_name, 'queued', j.payload, j.assessment_id,"
+            " j.client_id, j.dedup_key, j.max_attempts, now(),"
+            " CASE WHEN j.send_now THEN now() END"
+            " FROM jsonb_to_recordset(CAST(:jobs AS jsonb)) AS j(job_type text, queue_name text,"
+            " payload jsonb, assessment_id uuid, client_id uuid, dedup_key text,"
+            " max_attempts int, send_now boolean)"
+            " ON CONFLICT (job_type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
+            " RETURNING id, job_type, queue_name, sent_at IS NOT NULL"
+        ),
+        {"jobs": json.dumps([_insert_record(job) for job in jobs])},
+    ).all()
+    return Inserted(
+        [job_id for job_id, *_ in rows],
+        [Message(job_id, job_type, queue) for job_id, job_type, queue, sent in rows if sent],
+    )
+
+
+def _insert_record(job: JobToInsert) -> dict[str, Any]:
+    return {
+        "job_type": job.job_type,
+        "queue_name": job.queue_name,
+        "payload": job.payload,
+        "assessment_id": str(job.assessment_id) if job.assessment_id else None,
+        "client_id": str(job.client_id) if job.client_id else None,
+        "dedup_key": job.dedup_key,
+        "max_attempts": job.max_attempts,
+        "send_now": job.send_now,
+    }
+
+
+# -- a worker's moves ------------------------------------------------------------
+
+
+def claim_job(
+    conn: Connection, job_id: uuid.UUID, worker_id: str, lease_seconds: float
+) -> ClaimedJob | None:
+    """queued and due → running, with a lease and one more attempt; ``None`` if not claimable."""
+    row = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'running', attempts = attempts + 1,"
+            " locked_by = :worker, locked_until = now() + make_interval(secs => :lease),"
+            " started_at = now()"
+            " WHERE id = :id AND status = 'queued' AND next_run_at <= now()"
+            " RETURNING id, job_type, attempts, max_attempts, payload, assessment_id,"
+            " client_id, rescues"
+        ),
+        {"id": job_id, "worker": worker_id, "lease": lease_seconds},
+    ).one_or_none()
+    return ClaimedJob(*row) if row else None
+
+
+def postpone_job(conn: Connection, job_id: uuid.UUID, seconds: float) -> bool:
+    """queued → queued later, without claiming it (a limit said "not now")."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET next_run_at = now() + make_interval(secs => :seconds)"
+            " WHERE id = :id AND status = 'queued'"
+        ),
+        {"id": job_id, "seconds": seconds},
+    )
+    return result.rowcount == 1
+
+
+def extend_leases(
+    conn: Connection, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
+) -> int:
+    """Push back the lease of every job this worker still runs; return how many."""
+    if not job_ids:
+        return 0
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET locked_until = now() + make_interval(secs => :lease)"
+            " WHERE id = ANY(:ids) AND status = 'running' AND locked_by = :worker"
+        ),
+        {"ids": list(job_ids), "worker": worker_id, "lease": lease_seconds},
+    )
+    return result.rowcount
+
+
+def complete_job(conn: Connection, job_id: uuid.UUID, worker_id: str) -> bool:
+    """running (held by ``worker_id``) → succeeded."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'succeeded', completed_at = now(),"
+            " locked_by = NULL, locked_until = NULL"
+            " WHERE id = :id AND status = 'running' AND locked_by = :worker"
+        ),
+        {"id": job_id, "worker": worker_id},
+    )
+    return result.rowcount == 1
+
+
+def requeue_job(
+    conn: Connection,
+    job_id: uuid.UUID,
+    worker_id: str,
+    next_run_at: datetime,
+    *,
+    refund_attempt: bool,
+    error: dict[str, Any] | None,
+) -> bool:
+    """running → queued at ``next_run_at`` (a retry, or a snooze that refunds the attempt)."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'queued', next_run_at = :next_run_at,"
+            " attempts = attempts - CASE WHEN :refund THEN 1 ELSE 0 END,"
+            " error_payload = CASE WHEN CAST(:error AS jsonb) IS NULL THEN error_payload"
+            "   ELSE jsonb_build_object('errors', COALESCE(error_payload->'errors', '[]'::jsonb)"
+            "   || jsonb_build_array(CAST(:error AS jsonb))) END,"
+            " locked_by = NULL, locked_until = NULL"
+            " WHERE id = :id AND status = 'running' AND locked_by = :worker"
+        ),
+        {
+            "id": job_id,
+            "worker": worker_id,
+            "next_run_at": next_run_at,
+            "refund": refund_attempt,
+            "error": json.dumps(error) if error else None,
+        },
+    )
+    return result.rowcount == 1
+
+
+def kill_job(conn: Connection, job_id: uuid.UUID, worker_id: str, error: dict[str, Any]) -> bool:
+    """running → dead, keeping the error (and every earlier one) for replay."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'dead', completed_at = now(),"
+            " error_payload = jsonb_build_object('errors',"
+            "   COALESCE(error_payload->'errors', '[]'::jsonb)"
+            "   || jsonb_build_array(CAST(:error AS jsonb))),"
+            " locked_by = NULL, locked_until = NULL"
+            " WHERE id = :id AND status = 'running' AND locked_by = :worker"
+        ),
+        {"id": job_id, "worker": worker_id, "error": json.dumps(error)},
+    )
+    return result.rowcount == 1
+
+
+def release_leases(conn: Connection, worker_id: str, job_ids: Sequence[uuid.UUID]) -> int:
+    """running → queued at once, refunding the attempt: a clean shutdown gives work back."""
+    if not job_ids:
+        return 0
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'queued', attempts = attempts - 1,"
+            " next_run_at = now(), sent_at = NULL, locked_by = NULL, locked_until = NULL"
+            " WHERE id = ANY(:ids) AND status = 'running' AND locked_by = :worker"
+        ),
+        {"ids": list(job_ids), "worker": worker_id},
+    )
+    return result.rowcount
+
+
+# -- an operator's moves ------------------------------------------------------------
+
+
+def cancel_job(conn: Connection, job_id: uuid.UUID) -> bool:
+    """queued or running → cancelled. A running attempt's own finish then finds nothing."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'cancelled', completed_at = now(),"
+            " locked_by = NULL, locked_until = NULL"
+            " WHERE id = :id AND status IN ('queued', 'running')"
+        ),
+        {"id": job_id},
+    )
+    return result.rowcount == 1
+
+
+def retry_job(conn: Connection, job_id: uuid.UUID) -> bool:
+    """dead or cancelled → queued now, with a fresh set of attempts; errors are kept."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'queued', attempts = 0, rescues = 0,"
+            " next_run_at = now(), sent_at = NULL, completed_at = NULL"
+            " WHERE id = :id AND status IN ('dead', 'cancelled')"
+        ),
+        {"id": job_id},
+    )
+    return result.rowcount == 1
+
+
+def retry_dead_jobs(conn: Connection, job_type: str | None = None) -> int:
+    """Every dead job (of ``job_type``, when given) → queued now; return how many."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'queued', attempts = 0, rescues = 0,"
+            " next_run_at = now(), sent_at = NULL, completed_at = NULL"
+            " WHERE status = 'dead' AND (CAST(:job_type AS text) IS NULL OR job_type = :job_type)"
+        ),
+        {"job_type": job_type},
+    )
+    return result.rowcount
+
+
+# -- the maintenance services' moves ------------------------------------------------
+
+
+def dispatch_due_jobs(conn: Connection, window: int, limit: int) -> list[Message]:
+    """Mark as sent, and return, due jobs that have no message yet.
+
+    Each (queue, client) gets at most ``window`` messages in flight (sent, not
+    claimed), so one client's burst waits here, in Postgres, while every other
+    client's jobs still reach the workers.
+    """
+    rows = conn.execute(
+        text(
+            "WITH outstanding AS ("
+            f"  SELECT queue_name, COALESCE(client_id, {_NIL_CLIENT}) AS client, count(*) AS n"
+            f"  FROM async_jobs WHERE {_OUTSTANDING} GROUP BY 1, 2"
+            "), candidates AS ("
+            f"  SELECT id, queue_name, COALESCE(client_id, {_NIL_CLIENT}) AS client,"
+            "    row_number() OVER (PARTITION BY queue_name, client_id"
+            "      ORDER BY next_run_at, id) AS rank"
+            "  FROM async_jobs WHERE status = 'queued' AND next_run_at <= now()"
+            "    AND (sent_at IS NULL OR sent_at < next_run_at)"
+            "), chosen AS ("
+            "  SELECT c.id FROM candidates c LEFT JOIN outstanding o USING (queue_name, client)"
+            "  WHERE c.rank <= :window - COALESCE(o.n, 0)"
+            "  ORDER BY c.rank LIMIT :limit"
+            ")"
+            " UPDATE async_jobs j SET sent_at = now() FROM chosen"
+            " WHERE j.id = chosen.id AND j.status = 'queued'"
+            " RETURNING j.id, j.job_type, j.queue_name"
+        ),
+        {"window": window, "limit": limit},
+    )
+    return [Message(*row) for row in rows]
+
+
+def relay_lost_messages(conn: Connection, older_than_seconds: float, limit: int) -> list[Message]:
+    """Re-mark and return jobs whose message went out long ago and was never claimed.
+
+    ``older_than_seconds = 0`` re-sends every outstanding message (the broker
+    lost them all: flushed or restarted without its data).
+    """
+    rows = conn.execute(
+        text(
+            "UPDATE async_jobs SET sent_at = now() WHERE id IN ("
+            f"  SELECT id FROM async_jobs WHERE {_OUTSTANDING}"
+            "   AND sent_at <= now() - make_interval(secs => :age)"
+            "  ORDER BY sent_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, job_type, queue_name"
+        ),
+        {"age": older_than_seconds, "limit": limit},
+    )
+    return [Message(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class RescueResult:
+    requeued: int
+    dead: int
+
+
+def rescue_expired_leases(conn: Connection, max_rescues: int) -> RescueResult:
+    """running with an expired lease → queued now; dead once it lost ``max_rescues`` workers."""
+    rows = conn.execute(
+        text(
+            "UPDATE async_jobs SET rescues = rescues + 1, locked_by = NULL, locked_until = NULL,"
+            " status = CASE WHEN rescues + 1 >= :max_rescues THEN 'dead' ELSE 'queued' END,"
+            " completed_at = CASE WHEN rescues + 1 >= :max_rescues THEN now() END,"
+            " next_run_at = now(), sent_at = NULL,"
+            " error_payload = jsonb_build_object('errors',"
+            "   COALESCE(error_payload->'errors', '[]'::jsonb)"
+            "   || jsonb_build_array(jsonb_build_object("
+            "     'attempt', attempts, 'at', now(), 'type', 'LeaseExpired',"
+            "     'message', 'worker ' || locked_by || ' stopped renewing its lease',"
+            "     'timed_out', false, 'permanent', false, 'traceback', '')))"
+            " WHERE id IN (SELECT id FROM async_jobs WHERE status = 'running'"
+            "   AND locked_until < now() FOR UPDATE SKIP LOCKED)"
+            " RETURNING status"
+        ),
+        {"max_rescues": max_rescues},
+    )
+    statuses = [status for (status,) in rows]
+    return RescueResult(requeued=statuses.count("queued"), dead=statuses.count("dead"))
+
+
+def prune_finished_jobs(conn: Connection, older_than_hours: float, limit: int = 10_000) -> int:
+    """Delete finished jobs completed more than ``older_than_hours`` ago; return how many."""
+    result = conn.execute(
+        text(
+            "DELETE FROM async_jobs WHERE id IN (SELECT id FROM async_jobs"
+            " WHERE status IN ('succeeded', 'dead', 'cancelled')"
+            " AND completed_at < now() - make_interval(secs => :hours * 3600) LIMIT :limit)"
+        ),
+        {"hours": older_than_hours, "limit": limit},
+    )
+    return result.rowcount
+
+
+# -- reads -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    id: uuid.UUID
+    job_type: str
+    queue_name: str
+    status: str
+    attempts: int
+    next_run_at: datetime | None
+    completed_at: datetime | None
+    last_error: str | None
+
+
+def list_jobs(
+    conn: Connection, *, status: str | None = None, job_type: str | None = None, limit: int = 50
+) -> list[JobSummary]:
+    """The newest jobs, optionally of one status and one type."""
+    rows = conn.execute(
+        text(
+            "SELECT id, job_type, queue_name, status, attempts, next_run_at, completed_at,"
+            " error_payload->'errors'->-1->>'message'"
+            " FROM async_jobs"
+            " WHERE (CAST(:status AS text) IS NULL OR status = :status)"
+            " AND (CAST(:job_type AS text) IS NULL OR job_type = :job_type)"
+            " ORDER BY queued_at DESC, id LIMIT :limit"
+        ),
+        {"status": status, "job_type": job_type, "limit": limit},
+    )
+    return [JobSummary(*row) for row in rows]
+
+
+def job_status(conn: Connection, job_id: uuid.UUID) -> str | None:
+    """The status of job ``job_id``, or ``None`` when there is no such job."""
+    return conn.execute(
+        text("SELECT status FROM async_jobs WHERE id = :id"), {"id": job_id}
+    ).scalar_one_or_none()

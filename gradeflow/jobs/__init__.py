@@ -1,0 +1,1 @@
+"""What each job is and does: states, retry decisions, and the job types' code."""

@@ -1,0 +1,90 @@
+"""Job types: what code runs for a ``job_type``, on which queue, under which limits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from gradeflow.jobs.retry import RetryPolicy
+
+#: The queues workers listen on, one worker group each.
+QUEUES = ("cpu", "llm", "webhooks")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to insert: the input of ``gradeflow.db.jobs.insert_jobs``."""
+
+    job_type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    assessment_id: uuid.UUID | None = None
+    client_id: uuid.UUID | None = None
+    dedup_key: str | None = None
+    max_attempts: int | None = None
+
+
+@dataclass
+class JobContext:
+    """What a job's code gets: its row's data, the database, and a way to enqueue
+    follow-up jobs that are written in the same transaction as its completion."""
+
+    job_id: uuid.UUID
+    job_type: str
+    attempt: int
+    payload: dict[str, Any]
+    assessment_id: uuid.UUID | None
+    client_id: uuid.UUID | None
+    engine: Engine
+    follow_ups: list[NewJob] = field(default_factory=list)
+
+    def enqueue(self, job: NewJob) -> None:
+        """Enqueue ``job`` when (and only if) this job succeeds."""
+        self.follow_ups.append(job)
+
+
+Handler = Callable[[JobContext], None]
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A kind of work. Limits are global across every worker process."""
+
+    name: str
+    handler: Handler
+    queue: str = "cpu"
+    #: None: the settings' default policy (GRADEFLOW_RETRY_*, GRADEFLOW_DEFAULT_MAX_ATTEMPTS).
+    retry: RetryPolicy | None = None
+    #: Seconds one attempt may run before it is interrupted and retried.
+    time_limit_seconds: float = 600.0
+    #: At most this many attempts run at once, across all workers (None: no limit).
+    concurrency: int | None = None
+    #: At most this many attempts start per minute, across all workers (None: no limit).
+    per_minute: int | None = None
+
+
+_registry: dict[str, JobType] = {}
+
+
+def register(job_type: JobType) -> JobType:
+    """Make ``job_type`` known to enqueuers and workers (idempotent by name)."""
+    _registry[job_type.name] = job_type
+    return job_type
+
+
+def job_type(name: str) -> JobType:
+    """The registered job type called ``name``; ``KeyError`` when none is."""
+    return _registry[name]
+
+
+def registered() -> list[JobType]:
+    return list(_registry.values())
+
+
+def queue_of(name: str) -> str:
+    """The queue a job type's messages go to (``cpu`` for unknown types)."""
+    found = _registry.get(name)
+    return found.queue if found else "cpu"

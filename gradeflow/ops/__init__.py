@@ -1,0 +1,1 @@
+"""Operating gradeflow: the CLI, the dev stack, metrics, the dashboard, benchmarks."""

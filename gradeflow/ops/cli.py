@@ -1,0 +1,76 @@
+"""``gradeflow``: the command line of the whole system (Typer)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from gradeflow.db.engine import libpq_url
+from gradeflow.ops.context import clear_errors, err, stack
+from gradeflow.ops.jobs_cli import jobs_app, scheduler, worker
+from gradeflow.ops.stack import database
+from gradeflow.settings import get_settings
+
+app = typer.Typer(
+    help="gradeflow: asynchronous assessment grading on Postgres-owned jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database gradeflow uses.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
+app.command()(scheduler)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every database migration (creates the vector and citext extensions first)."""
+    from gradeflow.db.migrate import upgrade
+
+    with clear_errors(), database(get_settings()) as (url, _):
+        upgrade(url)
+    typer.echo("database is at the latest migration")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL gradeflow uses (for psql: psql "$(gradeflow db url)")."""
+    with clear_errors(), database(get_settings()) as (url, embedded):
+        typer.echo(libpq_url(url))
+        if embedded:
+            err.print(
+                "note: embedded PostgreSQL; it stays up only while a gradeflow process "
+                "(such as `gradeflow up`) runs.",
+                style="dim",
+            )
+
+
+@app.command()
+def up(
+    processes: Annotated[int, typer.Option(help="Worker processes per queue group.")] = 1,
+    threads: Annotated[int, typer.Option(help="Worker threads per process.")] = 8,
+) -> None:
+    """Run the whole stack here: services, migrations, every process; Ctrl-C stops it.
+
+    Embedded PostgreSQL and Redis are used unless DATABASE_URL/REDIS_URL are set.
+    """
+    from gradeflow.db.migrate import upgrade
+    from gradeflow.ops.procfile import stack_processes
+    from gradeflow.ops.supervisor import Supervisor
+
+    with stack() as resolved:
+        upgrade(resolved.database_url)
+        typer.echo(f"database: {libpq_url(resolved.database_url)}")
+        typer.echo(f"redis:    {resolved.redis_url}")
+        code = Supervisor(stack_processes(processes, threads), env=os.environ).run()
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())

@@ -1,0 +1,23 @@
+"""The processes of a gradeflow stack: the same list the Procfile gives honcho."""
+
+from __future__ import annotations
+
+import sys
+
+from gradeflow.jobs.registry import QUEUES
+from gradeflow.ops.supervisor import Process
+
+
+def gradeflow_command(*args: str) -> list[str]:
+    """argv that runs ``gradeflow ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "gradeflow", *args]
+
+
+def stack_processes(processes: int, threads: int) -> list[Process]:
+    """Every long-running process of the stack, as ``gradeflow up`` starts them."""
+    sizing = ("--processes", str(processes), "--threads", str(threads))
+    workers = [
+        Process(f"worker-{queue}", gradeflow_command("worker", "--queues", queue, *sizing))
+        for queue in QUEUES
+    ]
+    return [*workers, Process("scheduler", gradeflow_command("scheduler"))]

@@ -1,0 +1,36 @@
+"""Entry point the ``dramatiq`` command loads in every worker process.
+
+``gradeflow worker`` runs ``dramatiq gradeflow.workers.boot:boot``: this
+imports every job module (gradeflow's own and any listed in
+``GRADEFLOW_JOB_MODULES``), builds the broker, and declares one actor per job type.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from gradeflow.logs import configure_logging
+from gradeflow.settings import get_settings
+from gradeflow.workers.actors import declare_actors
+from gradeflow.workers.broker import get_broker
+from gradeflow.workers.middleware import JobEngineMiddleware
+
+#: Modules whose import registers gradeflow's job types.
+JOB_MODULES = ("gradeflow.jobs.builtin",)
+
+
+def import_job_modules() -> None:
+    extra = [m for m in os.environ.get("GRADEFLOW_JOB_MODULES", "").split(",") if m.strip()]
+    for module in (*JOB_MODULES, *extra):
+        importlib.import_module(module.strip())
+
+
+def boot() -> None:
+    """Make this process's broker, with every job type's actor declared."""
+    configure_logging()
+    import_job_modules()
+    broker = get_broker(get_settings())
+    if not any(isinstance(m, JobEngineMiddleware) for m in broker.middleware):
+        broker.add_middleware(JobEngineMiddleware())
+    declare_actors(broker)

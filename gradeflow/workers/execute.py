@@ -1,0 +1,140 @@
+"""The one execute path of every job: admit → claim → run → decide → write.
+
+Each step is a small function; ``execute`` only strings them together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import structlog
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from gradeflow.db.jobs import (
+    ClaimedJob,
+    Message,
+    claim_job,
+    complete_job,
+    kill_job,
+    postpone_job,
+    requeue_job,
+)
+from gradeflow.jobs import states
+from gradeflow.jobs.enqueue import insert_new_jobs
+from gradeflow.jobs.registry import JobContext, JobType, NewJob, job_type
+from gradeflow.jobs.retry import Decision, Failed, Outcome, RetryPolicy, Succeeded, decide
+from gradeflow.workers.messages import send_messages
+from gradeflow.workers.runtime import Runtime, get_runtime
+
+log = structlog.get_logger(__name__)
+
+
+def execute(job_type_name: str, raw_job_id: str) -> None:
+    """Run one attempt of job ``raw_job_id`` if it is still ours to run."""
+    runtime = get_runtime()
+    kind = job_type(job_type_name)
+    job_id = uuid.UUID(raw_job_id)
+    with runtime.gate.admit(kind) as wait:
+        if wait is not None:
+            postpone(runtime, job_id, wait)
+            return
+        job = claim(runtime, job_id)
+        if job is None:
+            return
+        with (
+            runtime.leases.holding(job.id),
+            structlog.contextvars.bound_contextvars(
+                job_id=str(job.id), job_type=kind.name, assessment_id=str(job.assessment_id or "")
+            ),
+        ):
+            context = context_for(runtime, job)
+            outcome = run(kind, context)
+            decision = decide(job.attempts, outcome, now(), policy_for(runtime, kind, job))
+            write_decision(runtime, job, decision, context.follow_ups)
+
+
+def postpone(runtime: Runtime, job_id: uuid.UUID, seconds: float) -> None:
+    with runtime.engine.begin() as conn:
+        postpone_job(conn, job_id, seconds)
+
+
+def claim(runtime: Runtime, job_id: uuid.UUID) -> ClaimedJob | None:
+    with runtime.engine.begin() as conn:
+        return claim_job(conn, job_id, runtime.worker_id, runtime.settings.lease_seconds)
+
+
+def context_for(runtime: Runtime, job: ClaimedJob) -> JobContext:
+    return JobContext(
+        job_id=job.id,
+        job_type=job.job_type,
+        attempt=job.attempts,
+        payload=job.payload or {},
+        assessment_id=job.assessment_id,
+        client_id=job.client_id,
+        engine=runtime.engine,
+    )
+
+
+def run(kind: JobType, context: JobContext) -> Outcome:
+    """Call the job's code; every way it can end becomes an outcome, never an escape."""
+    try:
+        kind.handler(context)
+    except TimeLimitExceeded as exc:
+        return Failed(exc, timed_out=True)
+    except Exception as exc:
+        return Failed(exc)
+    return Succeeded()
+
+
+def policy_for(runtime: Runtime, kind: JobType, job: ClaimedJob) -> RetryPolicy:
+    settings = runtime.settings
+    policy = kind.retry or RetryPolicy(
+        max_attempts=settings.default_max_attempts,
+        base_seconds=settings.retry_base_seconds,
+        max_seconds=settings.retry_max_seconds,
+        jitter=settings.retry_jitter,
+    )
+    return replace(policy, max_attempts=job.max_attempts) if job.max_attempts else policy
+
+
+def write_decision(
+    runtime: Runtime, job: ClaimedJob, decision: Decision, follow_ups: list[NewJob]
+) -> None:
+    """Apply ``decision`` with one guarded statement; follow-ups only with a success.
+
+    When the guard finds the job no longer ours (cancelled, or rescued after
+    our lease ran out) nothing is written and the follow-ups are dropped: the
+    run that does own the job will enqueue them.
+    """
+    messages: list[Message] = []
+    with runtime.engine.begin() as conn:
+        if decision.status == states.SUCCEEDED:
+            applied = complete_job(conn, job.id, runtime.worker_id)
+            if applied and follow_ups:
+                messages = insert_new_jobs(
+                    conn, follow_ups, runtime.settings.dispatch_window
+                ).messages
+        elif decision.status == states.QUEUED:
+            assert decision.next_run_at is not None
+            applied = requeue_job(
+                conn,
+                job.id,
+                runtime.worker_id,
+                decision.next_run_at,
+                refund_attempt=decision.refund_attempt,
+                error=decision.error,
+            )
+        else:
+            assert decision.error is not None
+            applied = kill_job(conn, job.id, runtime.worker_id, decision.error)
+    if not applied:
+        log.info("job was no longer ours; outcome not written", decided=decision.status)
+    elif decision.status == states.DEAD:
+        log.warning("job is dead", error=(decision.error or {}).get("message"))
+    send_messages(runtime.broker, messages)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

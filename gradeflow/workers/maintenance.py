@@ -1,0 +1,159 @@
+"""The scheduler's maintenance services, each a small object with one ``run_once``.
+
+- :class:`Dispatcher` sends messages for due jobs that have none (new bursts,
+  retries whose backoff ended, released leases), fairly across clients.
+- :class:`Relay` re-sends messages the broker lost: all outstanding ones at
+  once when Redis was flushed or restarted, and any left unclaimed too long.
+- :class:`Rescuer` takes back jobs whose worker stopped renewing its lease.
+- :class:`Pruner` deletes finished jobs past their retention.
+- :class:`PeriodicEnqueuer` enqueues cron-like jobs, once per slot.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import dramatiq
+import redis
+import structlog
+from sqlalchemy import Engine
+
+from gradeflow.db.jobs import (
+    dispatch_due_jobs,
+    prune_finished_jobs,
+    relay_lost_messages,
+    rescue_expired_leases,
+)
+from gradeflow.jobs.enqueue import insert_new_jobs
+from gradeflow.jobs.registry import NewJob
+from gradeflow.settings import Settings
+from gradeflow.workers.messages import send_messages
+
+log = structlog.get_logger(__name__)
+
+#: Messages one round of the dispatcher or relay sends at most.
+BATCH = 2_000
+#: A key the relay keeps in Redis; when it is gone, Redis lost its data.
+EPOCH_KEY = "gradeflow:broker-epoch"
+
+
+class Service:
+    """A maintenance service; ``run_once`` returns how much work it did (0: idle)."""
+
+    name = "service"
+
+    def run_once(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class Dispatcher(Service):
+    engine: Engine
+    broker: dramatiq.Broker
+    window: int
+    name = "dispatcher"
+
+    def run_once(self) -> int:
+        with self.engine.begin() as conn:
+            messages = dispatch_due_jobs(conn, self.window, BATCH)
+        return send_messages(self.broker, messages)
+
+
+@dataclass
+class Relay(Service):
+    engine: Engine
+    broker: dramatiq.Broker
+    redis: redis.Redis | None
+    relay_after_seconds: float
+    name = "relay"
+
+    def run_once(self) -> int:
+        age = 0.0 if self.broker_lost_its_data() else self.relay_after_seconds
+        with self.engine.begin() as conn:
+            messages = relay_lost_messages(conn, age, BATCH)
+        if messages:
+            log.warning("re-sending lost messages", jobs=len(messages), everything=age == 0.0)
+        return send_messages(self.broker, messages)
+
+    def broker_lost_its_data(self) -> bool:
+        """True once after Redis comes back empty (flushed, or restarted without its data)."""
+        if self.redis is None:
+            return False
+        try:
+            created = self.redis.set(EPOCH_KEY, uuid.uuid4().hex, nx=True)
+        except redis.RedisError:
+            return False
+        return bool(created)
+
+
+@dataclass
+class Rescuer(Service):
+    engine: Engine
+    max_rescues: int
+    name = "rescuer"
+
+    def run_once(self) -> int:
+        with self.engine.begin() as conn:
+            result = rescue_expired_leases(conn, self.max_rescues)
+        if result.requeued or result.dead:
+            log.warning("rescued expired leases", requeued=result.requeued, dead=result.dead)
+        return result.requeued + result.dead
+
+
+@dataclass
+class Pruner(Service):
+    engine: Engine
+    retention_hours: float
+    name = "pruner"
+
+    def run_once(self) -> int:
+        with self.engine.begin() as conn:
+            return prune_finished_jobs(conn, self.retention_hours)
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Enqueue ``job_type`` every ``every_seconds`` (slots aligned to the epoch)."""
+
+    job_type: str
+    every_seconds: int
+
+
+#: Periodic jobs of the product (metric snapshots join here).
+PERIODIC_JOBS: list[PeriodicJob] = []
+
+
+@dataclass
+class PeriodicEnqueuer(Service):
+    engine: Engine
+    broker: dramatiq.Broker
+    jobs: list[PeriodicJob]
+    window: int
+    name = "periodic"
+
+    def run_once(self) -> int:
+        now = time.time()
+        due = [
+            NewJob(job.job_type, dedup_key=f"periodic:{int(now // job.every_seconds)}")
+            for job in self.jobs
+        ]
+        if not due:
+            return 0
+        with self.engine.begin() as conn:
+            messages = insert_new_jobs(conn, due, self.window).messages
+        return send_messages(self.broker, messages)
+
+
+def services(
+    settings: Settings, engine: Engine, broker: dramatiq.Broker, redis_client: redis.Redis | None
+) -> list[Service]:
+    """Every maintenance service, configured from ``settings``."""
+    return [
+        Relay(engine, broker, redis_client, settings.relay_after_seconds),
+        Rescuer(engine, settings.max_rescues),
+        Dispatcher(engine, broker, settings.dispatch_window),
+        PeriodicEnqueuer(engine, broker, PERIODIC_JOBS, settings.dispatch_window),
+        Pruner(engine, settings.job_retention_hours),
+    ]
