@@ -71,6 +71,26 @@ def up(
     raise typer.Exit(code)
 
 
+@app.command()
+def demo(
+    jobs: Annotated[int, typer.Option(min=1, max=100_000, help="How many jobs to run.")] = 500,
+) -> None:
+    """Run the stack on embedded defaults, push a burst of jobs through it, show the result."""
+    from gradeflow.db.engine import make_engine
+    from gradeflow.db.migrate import upgrade
+    from gradeflow.jobs import builtin  # noqa: F401  (registers the no-op job type)
+    from gradeflow.ops.demo import run_demo
+
+    with stack() as resolved:
+        upgrade(resolved.database_url)
+        settings = get_settings()
+        engine = make_engine(resolved.database_url, pool_size=2)
+        log = settings.home / "demo.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        code = run_demo(settings, engine, dict(os.environ), jobs, log)
+    raise typer.Exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.exit(app())

@@ -28,9 +28,12 @@ class Supervisor:
     hides failures, so the whole stack exits with that process's code.
     """
 
-    def __init__(self, processes: Sequence[Process], env: Mapping[str, str]) -> None:
+    def __init__(
+        self, processes: Sequence[Process], env: Mapping[str, str], output: IO[str] | None = None
+    ) -> None:
         self.processes = list(processes)
         self.env = dict(env)
+        self.output = output or sys.stdout
         self._stopping = threading.Event()
         self._width = max((len(p.name) for p in self.processes), default=0)
 
@@ -38,15 +41,27 @@ class Supervisor:
         """Run until Ctrl-C/SIGTERM or until a process exits; return the exit code."""
         previous = signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
         try:
-            for process in self.processes:
-                self._start(process)
+            self.start()
             exit_code = self._wait()
         except KeyboardInterrupt:
             exit_code = 0
         finally:
-            self._stop_all(grace_seconds)
+            self.stop(grace_seconds)
             signal.signal(signal.SIGTERM, previous)
         return exit_code
+
+    def start(self) -> None:
+        """Start every process and return (the caller stops them with :meth:`stop`)."""
+        for process in self.processes:
+            self._start(process)
+
+    def failed(self) -> Process | None:
+        """The first process that has exited, if any."""
+        return next((p for p in self.processes if p.popen and p.popen.poll() is not None), None)
+
+    def stop(self, grace_seconds: float = 30.0) -> None:
+        """SIGTERM every running process; SIGKILL what is left after ``grace_seconds``."""
+        self._stop_all(grace_seconds)
 
     def _start(self, process: Process) -> None:
         process.popen = subprocess.Popen(
@@ -69,8 +84,8 @@ class Supervisor:
             self._log(name, line.rstrip("\n"))
 
     def _log(self, name: str, line: str) -> None:
-        sys.stdout.write(f"{name.ljust(self._width)} | {line}\n")
-        sys.stdout.flush()
+        self.output.write(f"{name.ljust(self._width)} | {line}\n")
+        self.output.flush()
 
     def _wait(self) -> int:
         while not self._stopping.is_set():
