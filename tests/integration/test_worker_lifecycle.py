@@ -54,7 +54,10 @@ def test_failing_job_goes_dead_and_a_cli_retry_runs_it_again(
         )  # fmt: skip
         assert cli.returncode == 0, cli.stderr
         assert wait_for(
-            lambda: conn_count(engine, "SELECT count(*) FROM test_job_runs WHERE job_id = :id", failing) == 6,
+            lambda: (
+                conn_count(engine, "SELECT count(*) FROM test_job_runs WHERE job_id = :id", failing)
+                == 6
+            ),
             timeout=30,
         )
         assert wait_for(lambda: statuses(engine).get("dead") == 1, timeout=30)

@@ -63,7 +63,9 @@ def running(
         stop(process)
 
 
-def worker_argv(queues: Sequence[str] = ("cpu",), processes: int = 1, threads: int = 4) -> list[str]:
+def worker_argv(
+    queues: Sequence[str] = ("cpu",), processes: int = 1, threads: int = 4
+) -> list[str]:
     return gradeflow_argv(
         "worker", "--queues", *queues, "--processes", str(processes), "--threads", str(threads)
     )
