@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import dramatiq
 import redis
 import structlog
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine
 
 from gradeflow.db.jobs import (
@@ -149,9 +150,14 @@ class PeriodicEnqueuer(Service):
 def services(
     settings: Settings, engine: Engine, broker: dramatiq.Broker, redis_client: redis.Redis | None
 ) -> list[Service]:
-    """Every maintenance service, configured from ``settings``."""
+    """Every maintenance service, configured from ``settings``.
+
+    The relay's fast path (an epoch key that vanishes with Redis's data) only
+    applies when Redis is the broker; with RabbitMQ it relies on the age rule.
+    """
+    epoch_redis = redis_client if isinstance(broker, RedisBroker) else None
     return [
-        Relay(engine, broker, redis_client, settings.relay_after_seconds),
+        Relay(engine, broker, epoch_redis, settings.relay_after_seconds),
         Rescuer(engine, settings.max_rescues),
         Dispatcher(engine, broker, settings.dispatch_window),
         PeriodicEnqueuer(engine, broker, PERIODIC_JOBS, settings.dispatch_window),
