@@ -9,9 +9,6 @@ import dramatiq
 from gradeflow.jobs.registry import JobType, registered
 from gradeflow.workers.execute import execute
 
-#: Extra seconds Dramatiq's TimeLimit grants past the job type's own limit.
-TIME_LIMIT_MARGIN_SECONDS = 5
-
 
 def actor_function(job_type_name: str) -> Callable[[str], None]:
     def run_job(job_id: str) -> None:
@@ -29,7 +26,8 @@ def declare_actor(broker: dramatiq.Broker, job_type: JobType) -> None:
         actor_name=job_type.name,
         queue_name=job_type.queue,
         max_retries=0,
-        time_limit=int((job_type.time_limit_seconds + TIME_LIMIT_MARGIN_SECONDS) * 1000),
+        # Dramatiq's TimeLimit interrupts the attempt; execute() records it as a timeout.
+        time_limit=int(job_type.time_limit_seconds * 1000),
         broker=broker,
     )
     declare(actor_function(job_type.name))

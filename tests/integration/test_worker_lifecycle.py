@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from gradeflow.jobs.registry import NewJob
-from gradeflow.workers.broker import build_broker
 from gradeflow.settings import Settings
+from gradeflow.workers.broker import build_broker
 from gradeflow.workers.enqueue import enqueue
 from tests.support.jobs import TEST_TABLES_DDL
 from tests.support.processes import gradeflow_argv, running, scheduler_argv, wait_for, worker_argv
