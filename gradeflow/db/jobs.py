@@ -145,11 +145,15 @@ def claim_job(
 
 
 def postpone_job(conn: Connection, job_id: uuid.UUID, seconds: float) -> bool:
-    """queued → queued later, without claiming it (a limit said "not now")."""
+    """queued and due → queued later, without claiming it (a limit said "not now").
+
+    A job not yet due (in its backoff or snooze; the message is a stale duplicate)
+    is left alone: postponing must never pull a job in before its due time.
+    """
     result = conn.execute(
         text(
             "UPDATE async_jobs SET next_run_at = now() + make_interval(secs => :seconds)"
-            " WHERE id = :id AND status = 'queued'"
+            " WHERE id = :id AND status = 'queued' AND next_run_at <= now()"
         ),
         {"id": job_id, "seconds": seconds},
     )

@@ -1,6 +1,9 @@
 """The one execute path of every job: admit → claim → run → decide → write.
 
-Each step is a small function; ``execute`` only strings them together.
+Each step is a small function; ``execute`` only strings them together. The
+database steps retry for a while when the connection drops (PostgreSQL
+restarting): every one of them is a guarded statement, so a retry after a
+commit whose answer was lost is a no-op.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from datetime import UTC, datetime
 
 import structlog
 from dramatiq.middleware.time_limit import TimeLimitExceeded
+from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from gradeflow.db.jobs import (
     ClaimedJob,
@@ -23,6 +28,7 @@ from gradeflow.db.jobs import (
 )
 from gradeflow.jobs import states
 from gradeflow.jobs.enqueue import insert_new_jobs
+from gradeflow.jobs.errors import Snooze
 from gradeflow.jobs.registry import JobContext, JobType, NewJob, job_type
 from gradeflow.jobs.retry import Decision, Failed, Outcome, RetryPolicy, Succeeded, decide
 from gradeflow.workers.messages import send_messages
@@ -36,7 +42,7 @@ def execute(job_type_name: str, raw_job_id: str) -> None:
     runtime = get_runtime()
     kind = job_type(job_type_name)
     job_id = uuid.UUID(raw_job_id)
-    with runtime.gate.admit(kind) as wait:
+    with runtime.gate.running_slot(kind) as wait:
         if wait is not None:
             postpone(runtime, job_id, wait)
             return
@@ -50,16 +56,33 @@ def execute(job_type_name: str, raw_job_id: str) -> None:
             ),
         ):
             context = context_for(runtime, job)
-            outcome = run(kind, context)
+            outcome = run_within_rate(runtime, kind, context)
             decision = decide(job.attempts, outcome, now(), policy_for(runtime, kind, job))
             write_decision(runtime, job, decision, context.follow_ups)
 
 
+def lost_connection(error: BaseException) -> bool:
+    """True for errors that mean "the database went away", worth a retry."""
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+retry_on_lost_connection = retry(
+    retry=retry_if_exception(lost_connection),
+    wait=wait_exponential(multiplier=0.1, max=2.0),
+    stop=stop_after_delay(30),
+    reraise=True,
+)
+
+
+@retry_on_lost_connection
 def postpone(runtime: Runtime, job_id: uuid.UUID, seconds: float) -> None:
     with runtime.engine.begin() as conn:
         postpone_job(conn, job_id, seconds)
 
 
+@retry_on_lost_connection
 def claim(runtime: Runtime, job_id: uuid.UUID) -> ClaimedJob | None:
     with runtime.engine.begin() as conn:
         return claim_job(conn, job_id, runtime.worker_id, runtime.settings.lease_seconds)
@@ -75,6 +98,14 @@ def context_for(runtime: Runtime, job: ClaimedJob) -> JobContext:
         client_id=job.client_id,
         engine=runtime.engine,
     )
+
+
+def run_within_rate(runtime: Runtime, kind: JobType, context: JobContext) -> Outcome:
+    """Run the job if its type's per-minute limit has room, else snooze it (no attempt spent)."""
+    wait = runtime.gate.take_start(kind)
+    if wait is not None:
+        return Failed(Snooze(wait, "per-minute limit reached"))
+    return run(kind, context)
 
 
 def run(kind: JobType, context: JobContext) -> Outcome:
@@ -99,6 +130,7 @@ def policy_for(runtime: Runtime, kind: JobType, job: ClaimedJob) -> RetryPolicy:
     return replace(policy, max_attempts=job.max_attempts) if job.max_attempts else policy
 
 
+@retry_on_lost_connection
 def write_decision(
     runtime: Runtime, job: ClaimedJob, decision: Decision, follow_ups: list[NewJob]
 ) -> None:

@@ -1,28 +1,53 @@
-"""Global limits per job type, checked before a job is claimed, so waiting spends no attempt.
+"""Global limits per job type, shared by every worker process through Redis.
 
-Concurrency uses Dramatiq's ``ConcurrentRateLimiter`` and requests per minute
-its sliding ``WindowRateLimiter``, both on Redis so every worker process
-shares them. A job that finds no room is postponed in Postgres (still
-``queued``, attempts untouched) and dispatched again when due.
+- Concurrency: Dramatiq's ``ConcurrentRateLimiter``, taken before the claim
+  and held while the attempt runs.
+- Starts per minute: an exact sliding log (a Redis sorted set of start times,
+  trimmed and counted in one Lua script on the server's clock), taken after a
+  successful claim, so a duplicate message never uses up a slot. Dramatiq's
+  ``WindowRateLimiter`` counts one-second buckets and can admit up to twice
+  the limit in a 60-second span that straddles a bucket edge; a provider's
+  limit must never be exceeded.
+
+A job that finds no room spends no attempt: before the claim it is
+postponed; after the claim it is snoozed (the attempt refunded).
 """
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from dramatiq.rate_limits import ConcurrentRateLimiter, WindowRateLimiter
-from dramatiq.rate_limits.backend import RateLimiterBackend
+import redis
+from dramatiq.rate_limits import ConcurrentRateLimiter
+from dramatiq.rate_limits.backends import RedisBackend
 
 from gradeflow.jobs.registry import JobType
 from gradeflow.settings import Settings
 
 #: How long a job waits before trying again when its type is at its concurrency limit.
 CONCURRENCY_RETRY_SECONDS = 0.2
-#: The per-minute window is kept in one-second buckets: a slot frees up within a second.
-WINDOW_RETRY_SECONDS = 1.0
+WINDOW_MILLISECONDS = 60_000
+
+#: KEYS[1] the log; ARGV limit, window (ms), member. Returns -1 when a start is
+#: admitted (and logged), else the milliseconds until the oldest start leaves the window.
+SLIDING_LOG = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return -1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, tonumber(oldest[2]) + window - now)
+"""
 
 
 @dataclass(frozen=True)
@@ -42,38 +67,42 @@ def limits_for(job_type: JobType, settings: Settings) -> Limits:
 
 
 class Gate:
-    """Admits an attempt of a job type, or says how long to wait."""
+    """Admits attempts of a job type under its limits, or says how long to wait."""
 
-    def __init__(self, backend: RateLimiterBackend, settings: Settings) -> None:
-        self.backend = backend
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.backend = RedisBackend(client=client)
         self.settings = settings
+        self._sliding_log = client.register_script(SLIDING_LOG)
 
     @contextmanager
-    def admit(self, job_type: JobType) -> Iterator[float | None]:
-        """Yield ``None`` when admitted (the slot is held for the block), else seconds to wait."""
-        limits = limits_for(job_type, self.settings)
-        with ExitStack() as held:
-            if limits.concurrency:
-                limiter = ConcurrentRateLimiter(
-                    self.backend,
-                    f"gradeflow:concurrency:{job_type.name}",
-                    limit=limits.concurrency,
-                    ttl=int((job_type.time_limit_seconds + 60) * 1000),
-                )
-                if not held.enter_context(limiter.acquire(raise_on_failure=False)):
-                    yield jittered(CONCURRENCY_RETRY_SECONDS)
-                    return
-            if limits.per_minute:
-                window = WindowRateLimiter(
-                    self.backend,
-                    f"gradeflow:rpm:{job_type.name}",
-                    limit=limits.per_minute,
-                    window=60,
-                )
-                if not held.enter_context(window.acquire(raise_on_failure=False)):
-                    yield jittered(WINDOW_RETRY_SECONDS)
-                    return
+    def running_slot(self, job_type: JobType) -> Iterator[float | None]:
+        """Yield ``None`` with a concurrency slot held for the block, else seconds to wait."""
+        limit = limits_for(job_type, self.settings).concurrency
+        if not limit:
             yield None
+            return
+        limiter = ConcurrentRateLimiter(
+            self.backend,
+            f"gradeflow:concurrency:{job_type.name}",
+            limit=limit,
+            ttl=int((job_type.time_limit_seconds + 60) * 1000),
+        )
+        with limiter.acquire(raise_on_failure=False) as acquired:
+            yield None if acquired else jittered(CONCURRENCY_RETRY_SECONDS)
+
+    def take_start(self, job_type: JobType) -> float | None:
+        """Record one start under the per-minute limit: ``None`` if admitted, else seconds
+        until a slot frees up."""
+        limit = limits_for(job_type, self.settings).per_minute
+        if not limit:
+            return None
+        wait_ms = int(
+            self._sliding_log(
+                keys=[f"gradeflow:starts:{job_type.name}"],
+                args=[limit, WINDOW_MILLISECONDS, uuid.uuid4().hex],
+            )
+        )
+        return None if wait_ms < 0 else wait_ms / 1000 + jittered(0.05)
 
 
 def jittered(seconds: float) -> float:

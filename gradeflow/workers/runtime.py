@@ -10,7 +10,6 @@ from functools import cached_property
 
 import dramatiq
 import redis
-from dramatiq.rate_limits.backends import RedisBackend
 from sqlalchemy import Engine
 
 from gradeflow.db.engine import make_engine
@@ -37,6 +36,7 @@ class Runtime:
             pool_size=self.settings.worker_threads + 2,
             application_name=f"gradeflow-worker:{os.getpid()}",
             durable_commits=False,
+            pre_ping=False,
         )
 
     @cached_property
@@ -58,7 +58,7 @@ class Runtime:
 
     @cached_property
     def gate(self) -> Gate:
-        return Gate(RedisBackend(client=self.redis), self.settings)
+        return Gate(self.redis, self.settings)
 
 
 _lock = threading.Lock()
