@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
+from types import FrameType
+
 import dramatiq
 import redis
 import structlog
@@ -10,6 +15,9 @@ from dramatiq.middleware import Middleware
 from gradeflow.workers.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
+
+#: A SIGTERM this soon after the first one is the same stop, delivered twice.
+REPEATED_SIGTERM_SECONDS = 1.0
 
 
 class JobEngineMiddleware(Middleware):
@@ -21,6 +29,9 @@ class JobEngineMiddleware(Middleware):
     lease expires.
     """
 
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        ignore_repeated_sigterm()
+
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         warn_if_redis_evicts(get_runtime().redis)
 
@@ -28,6 +39,34 @@ class JobEngineMiddleware(Middleware):
         runtime = get_runtime()
         runtime.leases.stop()
         runtime.leases.release_all()
+
+
+def ignore_repeated_sigterm(window_seconds: float = REPEATED_SIGTERM_SECONDS) -> None:
+    """Count a SIGTERM repeated within ``window_seconds`` once.
+
+    Stopping the process group (``kill -- -PGID``, systemd's default
+    ``KillMode=control-group``) reaches a Dramatiq worker process twice: directly
+    and forwarded by the Dramatiq parent. Dramatiq takes the second SIGTERM as
+    "kill now", skipping the grace period and the lease release above, so the
+    jobs would wait for the rescuer and be counted as rescues. A later SIGTERM
+    still kills at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    dramatiq_handler = signal.getsignal(signal.SIGTERM)
+    if not callable(dramatiq_handler):
+        return
+    first: float | None = None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal first
+        now = time.monotonic()
+        if first is not None and now - first < window_seconds:
+            return
+        first = first if first is not None else now
+        dramatiq_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def warn_if_redis_evicts(client: redis.Redis) -> None:

@@ -77,3 +77,14 @@ register(JobType("test.permanent_fail", permanent_fail, queue="cpu", retry=FAST_
 register(JobType("test.snooze_once", snooze_once, queue="cpu", retry=FAST_RETRY))
 register(JobType("test.limited", effect, queue="cpu", retry=FAST_RETRY, per_minute=30))
 register(JobType("test.concurrent", effect, queue="cpu", retry=FAST_RETRY, concurrency=2))
+
+
+def crash(ctx: JobContext) -> None:
+    """A poison pill: records its run, then kills its whole worker process, every time."""
+    import os
+
+    record_run(ctx)
+    os._exit(1)
+
+
+register(JobType("test.crash", crash, queue="cpu", retry=FAST_RETRY))
