@@ -47,6 +47,9 @@ class Message:
 
 @dataclass(frozen=True)
 class ClaimedJob:
+    """A job this attempt owns; ``owner`` (``host:pid:token``) guards every later write."""
+
+    owner: str
     id: uuid.UUID
     job_type: str
     attempts: int
@@ -127,7 +130,7 @@ def _insert_record(job: JobToInsert) -> dict[str, Any]:
 
 
 def claim_job(
-    conn: Connection, job_id: uuid.UUID, worker_id: str, lease_seconds: float
+    conn: Connection, job_id: uuid.UUID, owner: str, lease_seconds: float
 ) -> ClaimedJob | None:
     """queued and due → running, with a lease and one more attempt; ``None`` if not claimable."""
     row = conn.execute(
@@ -139,9 +142,9 @@ def claim_job(
             " RETURNING id, job_type, attempts, max_attempts, payload, assessment_id,"
             " client_id, rescues"
         ),
-        {"id": job_id, "worker": worker_id, "lease": lease_seconds},
+        {"id": job_id, "worker": owner, "lease": lease_seconds},
     ).one_or_none()
-    return ClaimedJob(*row) if row else None
+    return ClaimedJob(owner, *row) if row else None
 
 
 def postpone_job(conn: Connection, job_id: uuid.UUID, seconds: float) -> bool:
@@ -163,28 +166,29 @@ def postpone_job(conn: Connection, job_id: uuid.UUID, seconds: float) -> bool:
 def extend_leases(
     conn: Connection, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
 ) -> int:
-    """Push back the lease of every job this worker still runs; return how many."""
+    """Push back the lease of every job worker process ``worker_id`` still runs."""
     if not job_ids:
         return 0
     result = conn.execute(
         text(
             "UPDATE async_jobs SET locked_until = now() + make_interval(secs => :lease)"
-            " WHERE id = ANY(:ids) AND status = 'running' AND locked_by = :worker"
+            " WHERE id = ANY(:ids) AND status = 'running'"
+            " AND starts_with(locked_by, :worker || ':')"
         ),
         {"ids": list(job_ids), "worker": worker_id, "lease": lease_seconds},
     )
     return result.rowcount
 
 
-def complete_job(conn: Connection, job_id: uuid.UUID, worker_id: str) -> bool:
-    """running (held by ``worker_id``) → succeeded."""
+def complete_job(conn: Connection, job_id: uuid.UUID, owner: str) -> bool:
+    """running (held by this attempt's ``owner``) → succeeded."""
     result = conn.execute(
         text(
             "UPDATE async_jobs SET status = 'succeeded', completed_at = now(),"
             " locked_by = NULL, locked_until = NULL"
             " WHERE id = :id AND status = 'running' AND locked_by = :worker"
         ),
-        {"id": job_id, "worker": worker_id},
+        {"id": job_id, "worker": owner},
     )
     return result.rowcount == 1
 
@@ -192,7 +196,7 @@ def complete_job(conn: Connection, job_id: uuid.UUID, worker_id: str) -> bool:
 def requeue_job(
     conn: Connection,
     job_id: uuid.UUID,
-    worker_id: str,
+    owner: str,
     next_run_at: datetime,
     *,
     refund_attempt: bool,
@@ -211,7 +215,7 @@ def requeue_job(
         ),
         {
             "id": job_id,
-            "worker": worker_id,
+            "worker": owner,
             "next_run_at": next_run_at,
             "refund": refund_attempt,
             "error": json.dumps(error) if error else None,
@@ -220,7 +224,7 @@ def requeue_job(
     return result.rowcount == 1
 
 
-def kill_job(conn: Connection, job_id: uuid.UUID, worker_id: str, error: dict[str, Any]) -> bool:
+def kill_job(conn: Connection, job_id: uuid.UUID, owner: str, error: dict[str, Any]) -> bool:
     """running → dead, keeping the error (and every earlier one) for replay."""
     result = conn.execute(
         text(
@@ -231,7 +235,7 @@ def kill_job(conn: Connection, job_id: uuid.UUID, worker_id: str, error: dict[st
             " locked_by = NULL, locked_until = NULL"
             " WHERE id = :id AND status = 'running' AND locked_by = :worker"
         ),
-        {"id": job_id, "worker": worker_id, "error": json.dumps(error)},
+        {"id": job_id, "worker": owner, "error": json.dumps(error)},
     )
     return result.rowcount == 1
 
@@ -244,7 +248,8 @@ def release_leases(conn: Connection, worker_id: str, job_ids: Sequence[uuid.UUID
         text(
             "UPDATE async_jobs SET status = 'queued', attempts = attempts - 1,"
             " next_run_at = now(), sent_at = NULL, locked_by = NULL, locked_until = NULL"
-            " WHERE id = ANY(:ids) AND status = 'running' AND locked_by = :worker"
+            " WHERE id = ANY(:ids) AND status = 'running'"
+            " AND starts_with(locked_by, :worker || ':')"
         ),
         {"ids": list(job_ids), "worker": worker_id},
     )
@@ -328,21 +333,26 @@ def dispatch_due_jobs(conn: Connection, window: int, limit: int) -> list[Message
     return [Message(*row) for row in rows]
 
 
-def relay_lost_messages(conn: Connection, older_than_seconds: float, limit: int) -> list[Message]:
+def relay_lost_messages(
+    conn: Connection, older_than_seconds: float, limit: int, sent_before: datetime | None = None
+) -> list[Message]:
     """Re-mark and return jobs whose message went out long ago and was never claimed.
 
-    ``older_than_seconds = 0`` re-sends every outstanding message (the broker
-    lost them all: flushed or restarted without its data).
+    With ``sent_before`` (the moment the broker was found empty, flushed or
+    restarted without its data), every message sent before it is re-sent,
+    whatever its age; ones re-sent since are left alone.
     """
     rows = conn.execute(
         text(
             "UPDATE async_jobs SET sent_at = now() WHERE id IN ("
             f"  SELECT id FROM async_jobs WHERE {_OUTSTANDING}"
-            "   AND sent_at <= now() - make_interval(secs => :age)"
+            "   AND (CASE WHEN CAST(:before AS timestamptz) IS NULL"
+            "     THEN sent_at <= now() - make_interval(secs => :age)"
+            "     ELSE sent_at <= CAST(:before AS timestamptz) END)"
             "  ORDER BY sent_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
             " RETURNING id, job_type, queue_name"
         ),
-        {"age": older_than_seconds, "limit": limit},
+        {"age": older_than_seconds, "limit": limit, "before": sent_before},
     )
     return [Message(*row) for row in rows]
 
@@ -388,6 +398,11 @@ def prune_finished_jobs(conn: Connection, older_than_hours: float, limit: int = 
         {"hours": older_than_hours, "limit": limit},
     )
     return result.rowcount
+
+
+def database_now(conn: Connection) -> datetime:
+    """The database's clock, which every timestamp of ``async_jobs`` uses."""
+    return conn.execute(text("SELECT now()")).scalar_one()  # type: ignore[no-any-return]
 
 
 # -- reads -------------------------------------------------------------------------

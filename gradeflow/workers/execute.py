@@ -8,6 +8,7 @@ commit whose answer was lost is a no-op.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -85,7 +86,10 @@ def postpone(runtime: Runtime, job_id: uuid.UUID, seconds: float) -> None:
 @retry_on_lost_connection
 def claim(runtime: Runtime, job_id: uuid.UUID) -> ClaimedJob | None:
     with runtime.engine.begin() as conn:
-        return claim_job(conn, job_id, runtime.worker_id, runtime.settings.lease_seconds)
+        # One owner per attempt, so a stale attempt in this same process (its lease
+        # expired and the job was claimed again) can never write over the new one.
+        owner = f"{runtime.worker_id}:{secrets.token_hex(4)}"
+        return claim_job(conn, job_id, owner, runtime.settings.lease_seconds)
 
 
 def context_for(runtime: Runtime, job: ClaimedJob) -> JobContext:
@@ -143,7 +147,7 @@ def write_decision(
     messages: list[Message] = []
     with runtime.engine.begin() as conn:
         if decision.status == states.SUCCEEDED:
-            applied = complete_job(conn, job.id, runtime.worker_id)
+            applied = complete_job(conn, job.id, job.owner)
             if applied and follow_ups:
                 messages = insert_new_jobs(
                     conn, follow_ups, runtime.settings.dispatch_window
@@ -153,14 +157,14 @@ def write_decision(
             applied = requeue_job(
                 conn,
                 job.id,
-                runtime.worker_id,
+                job.owner,
                 decision.next_run_at,
                 refund_attempt=decision.refund_attempt,
                 error=decision.error,
             )
         else:
             assert decision.error is not None
-            applied = kill_job(conn, job.id, runtime.worker_id, decision.error)
+            applied = kill_job(conn, job.id, job.owner, decision.error)
     if not applied:
         log.info("job was no longer ours; outcome not written", decided=decision.status)
     elif decision.status == states.DEAD:

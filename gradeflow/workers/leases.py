@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,7 +31,9 @@ class LeaseKeeper:
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.interval_seconds = interval_seconds
-        self._running: set[uuid.UUID] = set()
+        # A multiset: the same job may run twice here if its lease lapsed and it was
+        # claimed again; the lease is kept while any attempt of it runs.
+        self._running: Counter[uuid.UUID] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -40,12 +43,14 @@ class LeaseKeeper:
         """Keep ``job_id``'s lease alive for the duration of the block."""
         self._ensure_started()
         with self._lock:
-            self._running.add(job_id)
+            self._running[job_id] += 1
         try:
             yield
         finally:
             with self._lock:
-                self._running.discard(job_id)
+                self._running[job_id] -= 1
+                if self._running[job_id] <= 0:
+                    del self._running[job_id]
 
     def running(self) -> list[uuid.UUID]:
         with self._lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import dramatiq
 import redis
@@ -22,6 +23,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine
 
 from gradeflow.db.jobs import (
+    database_now,
     dispatch_due_jobs,
     prune_finished_jobs,
     relay_lost_messages,
@@ -69,14 +71,24 @@ class Relay(Service):
     redis: redis.Redis | None
     relay_after_seconds: float
     name = "relay"
+    #: When Redis was found empty; cleared once every message sent before it went out again.
+    lost_at: datetime | None = None
 
     def run_once(self) -> int:
-        age = 0.0 if self.broker_lost_its_data() else self.relay_after_seconds
         with self.engine.begin() as conn:
-            messages = relay_lost_messages(conn, age, BATCH)
+            if self.broker_lost_its_data():
+                self.lost_at = database_now(conn)
+            messages = relay_lost_messages(
+                conn, self.relay_after_seconds, BATCH, sent_before=self.lost_at
+            )
         if messages:
-            log.warning("re-sending lost messages", jobs=len(messages), everything=age == 0.0)
-        return send_messages(self.broker, messages)
+            log.warning(
+                "re-sending lost messages", jobs=len(messages), everything=self.lost_at is not None
+            )
+        sent = send_messages(self.broker, messages)
+        if sent == len(messages) < BATCH:
+            self.lost_at = None
+        return sent
 
     def broker_lost_its_data(self) -> bool:
         """True once after Redis comes back empty (flushed, or restarted without its data)."""

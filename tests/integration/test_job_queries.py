@@ -25,6 +25,9 @@ from tests.support.processes import wait_for
 
 WORKER = "host-a:100"
 OTHER_WORKER = "host-b:200"
+#: Claims and finishes are guarded by the attempt's owner (worker process + token).
+OWNER = f"{WORKER}:a1"
+OTHER_OWNER = f"{OTHER_WORKER}:b1"
 LEASE = 30.0
 
 #: A job type on another queue than the default ``cpu`` (registered for queue_of).
@@ -99,7 +102,7 @@ def set_columns(conn: Connection, job_id: uuid.UUID, assignments: str) -> None:
     assert result.rowcount == 1
 
 
-def claimed(conn: Connection, job_id: uuid.UUID, worker: str = WORKER) -> q.ClaimedJob:
+def claimed(conn: Connection, job_id: uuid.UUID, worker: str = OWNER) -> q.ClaimedJob:
     job = q.claim_job(conn, job_id, worker, LEASE)
     assert job is not None
     return job
@@ -107,7 +110,7 @@ def claimed(conn: Connection, job_id: uuid.UUID, worker: str = WORKER) -> q.Clai
 
 def kill_with(conn: Connection, job_id: uuid.UUID, message: str, attempt: int = 1) -> None:
     error = {"attempt": attempt, "type": "RuntimeError", "message": message, "traceback": "tb"}
-    assert q.kill_job(conn, job_id, WORKER, error)
+    assert q.kill_job(conn, job_id, OWNER, error)
 
 
 def error_messages(conn: Connection, job_id: uuid.UUID) -> list[str]:
@@ -275,7 +278,7 @@ def test_claim_takes_a_due_queued_job_with_a_lease_and_one_attempt(engine: Engin
         assert job.payload == {"n": 0}
         data = row(conn, job_id)
     assert data["status"] == states.RUNNING
-    assert data["locked_by"] == WORKER
+    assert data["locked_by"] == OWNER
     assert data["attempts"] == 1
     assert data["started_at"] is not None
     assert data["locked_until"] - data["started_at"] == timedelta(seconds=LEASE)
@@ -285,9 +288,9 @@ def test_second_claim_gets_none(engine: Engine) -> None:
     with engine.begin() as conn:
         job_id = add_job(conn)
         claimed(conn, job_id)
-        assert q.claim_job(conn, job_id, OTHER_WORKER, LEASE) is None
+        assert q.claim_job(conn, job_id, OTHER_OWNER, LEASE) is None
         data = row(conn, job_id)
-    assert (data["locked_by"], data["attempts"]) == (WORKER, 1)
+    assert (data["locked_by"], data["attempts"]) == (OWNER, 1)
 
 
 def test_concurrent_claims_one_wins_the_other_gets_none(engine: Engine) -> None:
@@ -297,10 +300,10 @@ def test_concurrent_claims_one_wins_the_other_gets_none(engine: Engine) -> None:
 
     def claim_from_other_worker() -> None:
         with engine.begin() as conn2:
-            second.append(q.claim_job(conn2, job_id, OTHER_WORKER, LEASE))
+            second.append(q.claim_job(conn2, job_id, OTHER_OWNER, LEASE))
 
     with engine.connect() as first_conn:
-        first = q.claim_job(first_conn, job_id, WORKER, LEASE)  # row locked, not committed
+        first = q.claim_job(first_conn, job_id, OWNER, LEASE)  # row locked, not committed
         thread = threading.Thread(target=claim_from_other_worker)
         thread.start()
         # The other claim waits for our row lock: it cannot finish before we commit.
@@ -312,7 +315,7 @@ def test_concurrent_claims_one_wins_the_other_gets_none(engine: Engine) -> None:
     assert first is not None
     assert second == [None]
     with engine.connect() as conn:
-        assert (row(conn, job_id)["locked_by"], row(conn, job_id)["attempts"]) == (WORKER, 1)
+        assert (row(conn, job_id)["locked_by"], row(conn, job_id)["attempts"]) == (OWNER, 1)
 
 
 @pytest.mark.parametrize("status", [states.SUCCEEDED, states.DEAD, states.CANCELLED])
@@ -321,7 +324,7 @@ def test_claim_of_a_finished_job_is_a_no_op(engine: Engine, status: str) -> None
         job_id = add_job(conn)
         set_columns(conn, job_id, f"status = '{status}', completed_at = now()")
         before = row(conn, job_id)
-        assert q.claim_job(conn, job_id, WORKER, LEASE) is None
+        assert q.claim_job(conn, job_id, OWNER, LEASE) is None
         assert row(conn, job_id) == before
 
 
@@ -330,15 +333,15 @@ def test_claim_of_a_job_not_yet_due_is_a_no_op(engine: Engine) -> None:
         job_id = add_job(conn)
         set_columns(conn, job_id, "next_run_at = now() + interval '1 minute'")
         before = row(conn, job_id)
-        assert q.claim_job(conn, job_id, WORKER, LEASE) is None
+        assert q.claim_job(conn, job_id, OWNER, LEASE) is None
         assert row(conn, job_id) == before
         set_columns(conn, job_id, "next_run_at = now() - interval '1 second'")
-        assert q.claim_job(conn, job_id, WORKER, LEASE) is not None
+        assert q.claim_job(conn, job_id, OWNER, LEASE) is not None
 
 
 def test_claim_of_an_unknown_job_is_a_no_op(engine: Engine) -> None:
     with engine.begin() as conn:
-        assert q.claim_job(conn, uuid.uuid4(), WORKER, LEASE) is None
+        assert q.claim_job(conn, uuid.uuid4(), OWNER, LEASE) is None
 
 
 # -- a worker's finish, guarded by its lease ----------------------------------------
@@ -351,17 +354,17 @@ def test_complete_requeue_and_kill_by_another_worker_change_nothing(engine: Engi
         before = row(conn, job_id)
         later = datetime.now(UTC) + timedelta(minutes=5)
         error = {"attempt": 1, "type": "X", "message": "m", "traceback": ""}
-        assert q.complete_job(conn, job_id, OTHER_WORKER) is False
+        assert q.complete_job(conn, job_id, OTHER_OWNER) is False
         assert (
-            q.requeue_job(conn, job_id, OTHER_WORKER, later, refund_attempt=True, error=error)
+            q.requeue_job(conn, job_id, OTHER_OWNER, later, refund_attempt=True, error=error)
             is False
         )
-        assert q.kill_job(conn, job_id, OTHER_WORKER, error) is False
+        assert q.kill_job(conn, job_id, OTHER_OWNER, error) is False
         assert q.extend_leases(conn, OTHER_WORKER, [job_id], 999) == 0
         assert q.release_leases(conn, OTHER_WORKER, [job_id]) == 0
         assert row(conn, job_id) == before
         # The lease holder still can.
-        assert q.complete_job(conn, job_id, WORKER) is True
+        assert q.complete_job(conn, job_id, OWNER) is True
         data = row(conn, job_id)
     assert data["status"] == states.SUCCEEDED
     assert data["completed_at"] is not None
@@ -372,16 +375,16 @@ def test_finishing_a_job_that_is_not_running_is_a_no_op(engine: Engine) -> None:
     with engine.begin() as conn:
         job_id = add_job(conn)  # queued, never claimed
         before = row(conn, job_id)
-        assert q.complete_job(conn, job_id, WORKER) is False
-        assert q.kill_job(conn, job_id, WORKER, {"message": "x"}) is False
+        assert q.complete_job(conn, job_id, OWNER) is False
+        assert q.kill_job(conn, job_id, OWNER, {"message": "x"}) is False
         assert (
-            q.requeue_job(conn, job_id, WORKER, datetime.now(UTC), refund_attempt=False, error=None)
+            q.requeue_job(conn, job_id, OWNER, datetime.now(UTC), refund_attempt=False, error=None)
             is False
         )
         assert row(conn, job_id) == before
         claimed(conn, job_id)
-        assert q.complete_job(conn, job_id, WORKER) is True
-        assert q.complete_job(conn, job_id, WORKER) is False  # a duplicate finish
+        assert q.complete_job(conn, job_id, OWNER) is True
+        assert q.complete_job(conn, job_id, OWNER) is False  # a duplicate finish
 
 
 def test_requeue_keeps_every_error_and_snooze_refunds_the_attempt(engine: Engine) -> None:
@@ -390,7 +393,7 @@ def test_requeue_keeps_every_error_and_snooze_refunds_the_attempt(engine: Engine
         claimed(conn, job_id)
         retry_at = datetime.now(UTC) + timedelta(seconds=40)
         first = {"attempt": 1, "type": "RuntimeError", "message": "one", "traceback": "tb"}
-        assert q.requeue_job(conn, job_id, WORKER, retry_at, refund_attempt=False, error=first)
+        assert q.requeue_job(conn, job_id, OWNER, retry_at, refund_attempt=False, error=first)
         data = row(conn, job_id)
         assert (data["status"], data["attempts"], data["next_run_at"]) == ("queued", 1, retry_at)
         assert data["locked_by"] is None and data["locked_until"] is None
@@ -398,7 +401,7 @@ def test_requeue_keeps_every_error_and_snooze_refunds_the_attempt(engine: Engine
         set_columns(conn, job_id, "next_run_at = now()")
         claimed(conn, job_id)
         snooze_at = datetime.now(UTC) + timedelta(seconds=5)
-        assert q.requeue_job(conn, job_id, WORKER, snooze_at, refund_attempt=True, error=None)
+        assert q.requeue_job(conn, job_id, OWNER, snooze_at, refund_attempt=True, error=None)
         data = row(conn, job_id)
         assert data["attempts"] == 1  # the snoozed attempt was given back
         assert error_messages(conn, job_id) == ["one"]  # a snooze records no error
@@ -421,11 +424,11 @@ def test_cancel_then_the_workers_finish_is_a_no_op(engine: Engine) -> None:
         cancelled = {job_id: row(conn, job_id) for job_id in job_ids}
         error = {"attempt": 1, "type": "X", "message": "late", "traceback": ""}
         soon = datetime.now(UTC)
-        assert q.complete_job(conn, job_ids[0], WORKER) is False
-        assert q.requeue_job(conn, job_ids[1], WORKER, soon, refund_attempt=False, error=error) is (
+        assert q.complete_job(conn, job_ids[0], OWNER) is False
+        assert q.requeue_job(conn, job_ids[1], OWNER, soon, refund_attempt=False, error=error) is (
             False
         )
-        assert q.kill_job(conn, job_ids[2], WORKER, error) is False
+        assert q.kill_job(conn, job_ids[2], OWNER, error) is False
         assert q.extend_leases(conn, WORKER, job_ids, LEASE) == 0
         assert q.release_leases(conn, WORKER, job_ids) == 0
         for job_id in job_ids:
@@ -443,7 +446,7 @@ def test_cancel_only_from_queued_or_running(engine: Engine) -> None:
         assert q.cancel_job(conn, queued) is False  # already cancelled
         done = add_job(conn)
         claimed(conn, done)
-        assert q.complete_job(conn, done, WORKER)
+        assert q.complete_job(conn, done, OWNER)
         assert q.cancel_job(conn, done) is False
         assert row(conn, done)["status"] == states.SUCCEEDED
 
@@ -452,7 +455,7 @@ def test_extend_leases_pushes_back_only_this_workers_running_jobs(engine: Engine
     with engine.begin() as conn:
         mine, theirs, queued = add_jobs(conn, 3)
         claimed(conn, mine)
-        claimed(conn, theirs, OTHER_WORKER)
+        claimed(conn, theirs, OTHER_OWNER)
         set_columns(conn, mine, "locked_until = now() + interval '1 second'")
         assert q.extend_leases(conn, WORKER, [mine, theirs, queued], 120) == 1
         assert row(conn, mine)["locked_until"] - row(conn, mine)["started_at"] == timedelta(
@@ -503,7 +506,7 @@ def test_retry_job_only_from_dead_or_cancelled_resets_attempts_and_keeps_errors(
         claimed(conn, running)
         succeeded = add_job(conn)
         claimed(conn, succeeded)
-        assert q.complete_job(conn, succeeded, WORKER)
+        assert q.complete_job(conn, succeeded, OWNER)
         for job_id in (queued, running, succeeded):
             snapshot = row(conn, job_id)
             assert q.retry_job(conn, job_id) is False
@@ -544,7 +547,7 @@ def test_rescue_requeues_expired_leases_and_kills_after_max_rescues(engine: Engi
     with engine.begin() as conn:
         lost, alive = add_jobs(conn, 2)
         claimed(conn, lost)
-        claimed(conn, alive, OTHER_WORKER)
+        claimed(conn, alive, OTHER_OWNER)
         set_columns(conn, lost, "locked_until = now() - interval '1 second', sent_at = now()")
 
         assert q.rescue_expired_leases(conn, max_rescues=2) == q.RescueResult(requeued=1, dead=0)
@@ -560,11 +563,11 @@ def test_rescue_requeues_expired_leases_and_kills_after_max_rescues(engine: Engi
         assert WORKER in error["message"]
         assert error["attempt"] == 1
         assert row(conn, alive)["status"] == states.RUNNING
-        assert row(conn, alive)["locked_by"] == OTHER_WORKER
+        assert row(conn, alive)["locked_by"] == OTHER_OWNER
         assert q.rescue_expired_leases(conn, max_rescues=2) == q.RescueResult(0, 0)
 
         # It loses a second worker: max_rescues reached, it is a poison pill.
-        claimed(conn, lost, OTHER_WORKER)
+        claimed(conn, lost, OTHER_OWNER)
         set_columns(conn, lost, "locked_until = now() - interval '1 second'")
         assert q.rescue_expired_leases(conn, max_rescues=2) == q.RescueResult(requeued=0, dead=1)
         data = row(conn, lost)
@@ -580,7 +583,7 @@ def test_rescue_leaves_queued_and_finished_jobs_alone(engine: Engine) -> None:
     with engine.begin() as conn:
         queued, done = add_jobs(conn, 2)
         claimed(conn, done)
-        assert q.complete_job(conn, done, WORKER)
+        assert q.complete_job(conn, done, OWNER)
         before = {job_id: row(conn, job_id) for job_id in (queued, done)}
         assert q.rescue_expired_leases(conn, max_rescues=1) == q.RescueResult(0, 0)
         assert {job_id: row(conn, job_id) for job_id in (queued, done)} == before
@@ -591,7 +594,7 @@ def test_release_leases_gives_jobs_back_refunding_the_attempt(engine: Engine) ->
         first, second, theirs = add_jobs(conn, 3, send_now=True)
         claimed(conn, first)
         claimed(conn, second)
-        claimed(conn, theirs, OTHER_WORKER)
+        claimed(conn, theirs, OTHER_OWNER)
         set_columns(conn, second, "attempts = 3")  # the 3rd attempt was interrupted
         assert q.release_leases(conn, WORKER, [first, second, theirs]) == 2
         for job_id, attempts in ((first, 0), (second, 2)):
@@ -601,7 +604,7 @@ def test_release_leases_gives_jobs_back_refunding_the_attempt(engine: Engine) ->
             assert data["sent_at"] is None
             assert data["locked_by"] is None and data["locked_until"] is None
             assert data["error_payload"] is None
-            assert q.claim_job(conn, job_id, OTHER_WORKER, LEASE) is not None  # due at once
+            assert q.claim_job(conn, job_id, OTHER_OWNER, LEASE) is not None  # due at once
         assert row(conn, theirs)["status"] == states.RUNNING
         assert q.release_leases(conn, WORKER, []) == 0
 
@@ -615,7 +618,7 @@ def test_postpone_moves_a_queued_job_later_without_spending_an_attempt(engine: E
         assert data["attempts"] == 0
         assert data["status"] == states.QUEUED
         assert data["next_run_at"] - data["queued_at"] == timedelta(seconds=30)
-        assert q.claim_job(conn, job_id, WORKER, LEASE) is None  # not due yet
+        assert q.claim_job(conn, job_id, OWNER, LEASE) is None  # not due yet
         assert q.postpone_job(conn, running, 30) is False
         assert row(conn, running)["status"] == states.RUNNING
 
@@ -628,7 +631,7 @@ def test_postpone_never_pulls_a_job_in_before_its_due_time(engine: Engine) -> No
         claimed(conn, job_id)
         backoff_until = datetime.now(UTC) + timedelta(hours=1)
         error = {"attempt": 1, "type": "RuntimeError", "message": "x", "traceback": ""}
-        assert q.requeue_job(conn, job_id, WORKER, backoff_until, refund_attempt=False, error=error)
+        assert q.requeue_job(conn, job_id, OWNER, backoff_until, refund_attempt=False, error=error)
         before = row(conn, job_id)
         assert q.postpone_job(conn, job_id, 0.2) is False
         assert row(conn, job_id) == before
@@ -749,7 +752,7 @@ def test_dispatch_skips_jobs_not_due_already_sent_or_not_queued(engine: Engine) 
         # A retry whose backoff ended: its old message was for an earlier due time.
         claimed(conn, retried)
         assert q.requeue_job(
-            conn, retried, WORKER, datetime.now(UTC), refund_attempt=False, error=None
+            conn, retried, OWNER, datetime.now(UTC), refund_attempt=False, error=None
         )
         set_columns(
             conn,
@@ -798,9 +801,14 @@ def test_relay_resends_only_messages_outstanding_longer_than_the_age(engine: Eng
     with engine.begin() as conn:
         # Just re-sent: not lost again yet.
         assert q.relay_lost_messages(conn, older_than_seconds=30, limit=100) == []
-        # The broker lost everything: every outstanding message goes again.
-        everything = q.relay_lost_messages(conn, older_than_seconds=0, limit=100)
+        # The broker lost everything: every message sent before the loss goes again,
+        # however recent, and only once (re-sent ones are after the cutoff).
+        lost_at = q.database_now(conn)
+    with engine.begin() as conn:
+        everything = q.relay_lost_messages(conn, 30, limit=100, sent_before=lost_at)
         assert {m.job_id for m in everything} == {lost, recent}
+    with engine.begin() as conn:
+        assert q.relay_lost_messages(conn, 30, limit=100, sent_before=lost_at) == []
 
 
 def test_relay_honours_its_limit_oldest_first(engine: Engine) -> None:

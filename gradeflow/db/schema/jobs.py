@@ -88,7 +88,7 @@ class AsyncJob(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(255))
     #: Overrides the job type's max attempts when set.
     max_attempts: Mapped[int | None] = mapped_column(Integer)
-    #: The worker (host:pid:thread) holding the lease, and until when.
+    #: The attempt (host:pid:token) holding the lease, and until when.
     locked_by: Mapped[str | None] = mapped_column(String(128))
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: When the current (or last) attempt was claimed.
