@@ -79,13 +79,13 @@ retry_on_lost_connection = retry(
 
 @retry_on_lost_connection
 def postpone(runtime: Runtime, job_id: uuid.UUID, seconds: float) -> None:
-    with runtime.engine.begin() as conn:
+    with runtime.autocommit.connect() as conn:
         postpone_job(conn, job_id, seconds)
 
 
 @retry_on_lost_connection
 def claim(runtime: Runtime, job_id: uuid.UUID) -> ClaimedJob | None:
-    with runtime.engine.begin() as conn:
+    with runtime.autocommit.connect() as conn:
         # One owner per attempt, so a stale attempt in this same process (its lease
         # expired and the job was claimed again) can never write over the new one.
         owner = f"{runtime.worker_id}:{secrets.token_hex(4)}"
@@ -145,7 +145,9 @@ def write_decision(
     run that does own the job will enqueue them.
     """
     messages: list[Message] = []
-    with runtime.engine.begin() as conn:
+    # A single guarded statement commits on its own; follow-ups share its transaction.
+    engine = runtime.engine if follow_ups else runtime.autocommit
+    with engine.begin() as conn:
         if decision.status == states.SUCCEEDED:
             applied = complete_job(conn, job.id, job.owner)
             if applied and follow_ups:
