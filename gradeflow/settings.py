@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # -- web process ----------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Largest request body the API reads (bytes); larger requests get 413.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     webhook_allow_private: bool = False
 
     # -- job engine -----------------------------------------------------------

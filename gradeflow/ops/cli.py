@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from gradeflow.db.engine import libpq_url
+from gradeflow.ops.bench import bench_app
+from gradeflow.ops.clients_cli import clients_app
 from gradeflow.ops.context import clear_errors, err, stack
 from gradeflow.ops.jobs_cli import jobs_app, scheduler, worker
 from gradeflow.ops.stack import database
@@ -23,6 +25,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="The database gradeflow uses.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(bench_app, name="bench")
+app.add_typer(clients_app, name="clients")
 app.command()(worker)
 app.command()(scheduler)
 
@@ -48,6 +52,30 @@ def db_url() -> None:
                 "(such as `gradeflow up`) runs.",
                 style="dim",
             )
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [GRADEFLOW_HOST].")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on [GRADEFLOW_PORT].")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (uvicorn) on 127.0.0.1:8000 unless told otherwise."""
+    import uvicorn
+
+    from gradeflow.api.app import create_app
+    from gradeflow.logs import configure_logging
+
+    configure_logging()
+    with stack():
+        settings = get_settings()
+        uvicorn.run(
+            create_app(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        )
 
 
 @app.command()

@@ -39,7 +39,7 @@ def job_counts(engine: Engine, since: float) -> dict[str, int]:
 def run_demo(settings: Settings, engine: Engine, env: dict[str, str], jobs: int, log: Path) -> int:
     """Start the stack's processes, push ``jobs`` no-op jobs through, print a summary."""
     with log.open("w") as output:
-        supervisor = Supervisor(stack_processes(1, 8), env, output=output)
+        supervisor = Supervisor(stack_processes(1, 8, web=False), env, output=output)
         supervisor.start()
         try:
             return drive(settings, engine, supervisor, jobs, log)

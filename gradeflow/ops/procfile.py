@@ -13,11 +13,15 @@ def gradeflow_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gradeflow", *args]
 
 
-def stack_processes(processes: int, threads: int) -> list[Process]:
-    """Every long-running process of the stack, as ``gradeflow up`` starts them."""
+def stack_processes(processes: int, threads: int, *, web: bool = True) -> list[Process]:
+    """Every long-running process of the stack, as ``gradeflow up`` starts them.
+
+    ``web=False`` leaves out the HTTP API (callers that need no port).
+    """
     sizing = ("--processes", str(processes), "--threads", str(threads))
     workers = [
         Process(f"worker-{queue}", gradeflow_command("worker", "--queues", queue, *sizing))
         for queue in QUEUES
     ]
-    return [*workers, Process("scheduler", gradeflow_command("scheduler"))]
+    api = [Process("web", gradeflow_command("api"))] if web else []
+    return [*api, *workers, Process("scheduler", gradeflow_command("scheduler"))]

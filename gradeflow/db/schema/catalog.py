@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gradeflow.db.base import Base, timestamp_now, uuid_pk
@@ -42,25 +42,45 @@ class RoleCatalog(Base):
 
 
 class Question(Base):
+    """A question of a role. A new version is a new row of the same lineage; the row it
+    supersedes is deactivated and kept, because assessment snapshots copied it."""
+
     __tablename__ = "questions"
     __table_args__ = (
         CheckConstraint(f"question_type IN {QUESTION_TYPES!r}", name="question_type"),
+        Index("idx_questions_role", "role_id"),
+        # Addition: each version string appears once per lineage ...
+        UniqueConstraint("lineage_id", "version"),
+        # ... and a lineage has at most one active version.
+        Index(
+            "uq_questions_active_lineage",
+            "lineage_id",
+            unique=True,
+            postgresql_where=text("active"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     role_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("role_catalog.id"))
     question_type: Mapped[str] = mapped_column(String(32), nullable=False)
     prompt: Mapped[str] = mapped_column(Text, nullable=False)
-    choices: Mapped[dict[str, Any] | None]
+    #: A list of ``{"id", "text"}`` objects (JSONB).
+    choices: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     rubric: Mapped[dict[str, Any]] = mapped_column(nullable=False)
     weight: Mapped[Decimal] = mapped_column(Numeric(5, 2), nullable=False)
     version: Mapped[str] = mapped_column(String(32), nullable=False)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = timestamp_now()
+    #: Addition: the id of the lineage's first version, shared by every later version.
+    lineage_id: Mapped[uuid.UUID | None]
+    #: Addition: the version this row replaced (NULL for a lineage's first version).
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("questions.id"))
 
 
 class CredentialCatalog(Base):
     __tablename__ = "credential_catalog"
+    #: Addition: the keyset order of ``GET /v1/credentials``.
+    __table_args__ = (Index("idx_credential_catalog_created_id", "created_at", "id"),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     title: Mapped[str] = mapped_column(Text, nullable=False)
