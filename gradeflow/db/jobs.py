@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+import psycopg
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 #: A job is unclaimed-but-sent when its message went out for its current due time.
 _OUTSTANDING = "status = 'queued' AND sent_at IS NOT NULL AND sent_at >= next_run_at"
@@ -128,22 +131,70 @@ def _insert_record(job: JobToInsert) -> dict[str, Any]:
 
 # -- a worker's moves ------------------------------------------------------------
 
+#: A psycopg cursor on a pooled connection in autocommit (see :func:`autocommit_cursor`).
+DriverCursor = psycopg.Cursor[Any]
+
+
+@contextmanager
+def autocommit_cursor(engine: Engine) -> Iterator[DriverCursor]:
+    """A bare driver cursor on one of ``engine``'s pooled connections, in autocommit.
+
+    For the two statements every job runs (claim and complete): one guarded
+    statement is its own transaction, one round trip, and skips SQLAlchemy's
+    per-statement and per-checkout machinery (about 0.35 ms of CPU per statement,
+    three times the cost of the statement itself, in a GIL-bound worker process).
+    Driver errors come out as SQLAlchemy's (``OperationalError`` on a lost
+    connection, as callers expect); a connection that failed is dropped, never
+    given back to the pool.
+    """
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        driver.autocommit = True
+        with driver.cursor() as cursor:
+            yield cursor
+        driver.autocommit = False
+    except psycopg.Error as exc:
+        pooled.invalidate(exc)
+        raise DBAPIError.instance(
+            None, None, exc, psycopg.Error, connection_invalidated=driver.broken
+        ) from exc
+    except BaseException:
+        pooled.invalidate()
+        raise
+    finally:
+        pooled.close()
+
+
+def _run(
+    conn: Connection | DriverCursor, sql: str, params: Mapping[str, Any]
+) -> tuple[int, tuple[Any, ...] | None]:
+    """Run one statement written for the driver (``%(name)s`` parameters); return the
+    row count and the first row it returned, if any."""
+    if isinstance(conn, Connection):
+        result = conn.exec_driver_sql(sql, dict(params))
+        row = result.one_or_none() if result.returns_rows else None
+        return result.rowcount, tuple(row) if row is not None else None
+    conn.execute(sql, params)
+    return conn.rowcount, conn.fetchone() if conn.description else None
+
+
+_CLAIM = (
+    "UPDATE async_jobs SET status = 'running', attempts = attempts + 1,"
+    " locked_by = %(owner)s, locked_until = now() + make_interval(secs => %(lease)s),"
+    " started_at = now()"
+    " WHERE id = %(id)s AND status = 'queued' AND next_run_at <= now()"
+    " RETURNING id, job_type, attempts, max_attempts, payload, assessment_id,"
+    " client_id, rescues"
+)
+
 
 def claim_job(
-    conn: Connection, job_id: uuid.UUID, owner: str, lease_seconds: float
+    conn: Connection | DriverCursor, job_id: uuid.UUID, owner: str, lease_seconds: float
 ) -> ClaimedJob | None:
     """queued and due → running, with a lease and one more attempt; ``None`` if not claimable."""
-    row = conn.execute(
-        text(
-            "UPDATE async_jobs SET status = 'running', attempts = attempts + 1,"
-            " locked_by = :worker, locked_until = now() + make_interval(secs => :lease),"
-            " started_at = now()"
-            " WHERE id = :id AND status = 'queued' AND next_run_at <= now()"
-            " RETURNING id, job_type, attempts, max_attempts, payload, assessment_id,"
-            " client_id, rescues"
-        ),
-        {"id": job_id, "worker": owner, "lease": lease_seconds},
-    ).one_or_none()
+    _, row = _run(conn, _CLAIM, {"id": job_id, "owner": owner, "lease": float(lease_seconds)})
     return ClaimedJob(owner, *row) if row else None
 
 
@@ -180,17 +231,17 @@ def extend_leases(
     return result.rowcount
 
 
-def complete_job(conn: Connection, job_id: uuid.UUID, owner: str) -> bool:
+_COMPLETE = (
+    "UPDATE async_jobs SET status = 'succeeded', completed_at = now(),"
+    " locked_by = NULL, locked_until = NULL"
+    " WHERE id = %(id)s AND status = 'running' AND locked_by = %(owner)s"
+)
+
+
+def complete_job(conn: Connection | DriverCursor, job_id: uuid.UUID, owner: str) -> bool:
     """running (held by this attempt's ``owner``) → succeeded."""
-    result = conn.execute(
-        text(
-            "UPDATE async_jobs SET status = 'succeeded', completed_at = now(),"
-            " locked_by = NULL, locked_until = NULL"
-            " WHERE id = :id AND status = 'running' AND locked_by = :worker"
-        ),
-        {"id": job_id, "worker": owner},
-    )
-    return result.rowcount == 1
+    count, _ = _run(conn, _COMPLETE, {"id": job_id, "owner": owner})
+    return count == 1
 
 
 def requeue_job(
