@@ -33,7 +33,6 @@ def worker(
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    settings = get_settings()
     unknown = sorted(set(queues or []) - set(QUEUES))
     if unknown:
         raise fail(f"unknown queue(s): {', '.join(unknown)} (known: {', '.join(QUEUES)})", 2)

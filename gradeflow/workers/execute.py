@@ -176,19 +176,31 @@ def write_decision(
     if decision.status == states.SUCCEEDED and not follow_ups:
         # Every job's hot path: one statement on a bare driver cursor, one round trip.
         with autocommit_cursor(runtime.engine) as cursor:
-            if not complete_job(cursor, job.id, job.owner):
-                log.info("job was no longer ours; outcome not written", decided=decision.status)
-        return
+            applied = complete_job(cursor, job.id, job.owner)
+    else:
+        applied, messages = write_with_follow_ups(runtime, job, decision, follow_ups)
+    if not applied:
+        log.info("job was no longer ours; outcome not written", decided=decision.status)
+    elif decision.status == states.DEAD:
+        log.warning("job is dead", error=(decision.error or {}).get("message"))
+    send_messages(runtime.broker, messages)
+
+
+def write_with_follow_ups(
+    runtime: Runtime, job: ClaimedJob, decision: Decision, follow_ups: list[NewJob]
+) -> tuple[bool, list[Message]]:
+    """The decision's statement, and a success's follow-up jobs in the same transaction;
+    return whether the guard matched and the messages to send after commit."""
     # A single guarded statement commits on its own; follow-ups share its transaction.
     engine = runtime.engine if follow_ups else runtime.autocommit
     with engine.begin() as conn:
         if decision.status == states.SUCCEEDED:
             applied = complete_job(conn, job.id, job.owner)
-            if applied and follow_ups:
-                messages = insert_new_jobs(
-                    conn, follow_ups, runtime.settings.dispatch_window
-                ).messages
-        elif decision.status == states.QUEUED:
+            if not applied:
+                return False, []
+            window = runtime.settings.dispatch_window
+            return True, insert_new_jobs(conn, follow_ups, window).messages
+        if decision.status == states.QUEUED:
             assert decision.next_run_at is not None
             applied = requeue_job(
                 conn,
@@ -198,14 +210,9 @@ def write_decision(
                 refund_attempt=decision.refund_attempt,
                 error=decision.error,
             )
-        else:
-            assert decision.error is not None
-            applied = kill_job(conn, job.id, job.owner, decision.error)
-    if not applied:
-        log.info("job was no longer ours; outcome not written", decided=decision.status)
-    elif decision.status == states.DEAD:
-        log.warning("job is dead", error=(decision.error or {}).get("message"))
-    send_messages(runtime.broker, messages)
+            return applied, []
+        assert decision.error is not None
+        return kill_job(conn, job.id, job.owner, decision.error), []
 
 
 def now() -> datetime:
