@@ -66,3 +66,29 @@ def test_failing_job_goes_dead_and_a_cli_retry_runs_it_again(
 def conn_count(engine: Engine, sql: str, job_id: object) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(sql), {"id": job_id}).scalar_one())
+
+
+def test_a_follow_up_job_is_enqueued_with_its_parents_completion_and_runs(
+    engine: Engine, gradeflow_env: dict[str, str], redis_url: str, tmp_path: Path
+) -> None:
+    prepare(engine)
+    broker = build_broker(Settings(redis_url=redis_url))
+    import tests.support.jobs  # noqa: F401  (registers the test job types here too)
+
+    parents = enqueue(engine, broker, [NewJob("test.chain") for _ in range(5)], window=100)
+    log = tmp_path / "procs.log"
+    with running(worker_argv(), gradeflow_env, log), running(scheduler_argv(), gradeflow_env, log):
+        assert wait_for(lambda: statuses(engine).get("succeeded") == 10, timeout=30), (
+            log.read_text()
+        )
+    with engine.connect() as conn:
+        children = (
+            conn.execute(
+                text("SELECT payload->>'parent' FROM async_jobs WHERE job_type = 'test.effect'")
+            )
+            .scalars()
+            .all()
+        )
+        effects = conn.execute(text("SELECT count(*) FROM test_job_effects")).scalar_one()
+    assert sorted(children) == sorted(str(p) for p in parents)
+    assert effects == 5

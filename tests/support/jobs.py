@@ -12,7 +12,7 @@ import time
 from sqlalchemy import text
 
 from gradeflow.jobs.errors import PermanentError, Snooze
-from gradeflow.jobs.registry import JobContext, JobType, register
+from gradeflow.jobs.registry import JobContext, JobType, NewJob, register
 from gradeflow.jobs.retry import RetryPolicy
 
 TEST_TABLES_DDL = (
@@ -88,3 +88,12 @@ def crash(ctx: JobContext) -> None:
 
 
 register(JobType("test.crash", crash, queue="cpu", retry=FAST_RETRY))
+
+
+def chain(ctx: JobContext) -> None:
+    """Runs once, then enqueues a ``test.effect`` follow-up, written with its completion."""
+    record_run(ctx)
+    ctx.enqueue(NewJob("test.effect", payload={"parent": str(ctx.job_id)}))
+
+
+register(JobType("test.chain", chain, queue="cpu", retry=FAST_RETRY))
