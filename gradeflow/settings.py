@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = 0.25
     #: Finished jobs older than this are deleted by the pruner.
     job_retention_hours: float = 24.0 * 7
+    #: Idempotency keys older than this are deleted by the pruner (at least 24 h).
+    idempotency_retention_hours: float = Field(default=48.0, ge=24.0)
     #: A running job whose worker died this many times is dead (a poison pill).
     max_rescues: int = 3
     #: On SIGTERM, running jobs get this long to finish before their leases are released.

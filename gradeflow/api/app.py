@@ -10,8 +10,16 @@ from fastapi.routing import APIRoute
 
 from gradeflow.api.body_limit import BodyLimitMiddleware
 from gradeflow.api.errors import install_error_handlers
-from gradeflow.api.routes import credentials, health, questions, roles
+from gradeflow.api.routes import (
+    assessments,
+    credentials,
+    health,
+    questions,
+    recommendations,
+    roles,
+)
 from gradeflow.api.services import Services
+from gradeflow.jobs.registry import load_job_types
 from gradeflow.settings import Settings
 
 DESCRIPTION = """The intake API of gradeflow. Every endpoint but health needs
@@ -21,6 +29,8 @@ Every error is `{"error": {"code", "message", "details"}}`."""
 
 def create_app(settings: Settings) -> FastAPI:
     """The API for ``settings`` (which must carry DATABASE_URL and REDIS_URL)."""
+    # Job types decide the queue each enqueued job goes to.
+    load_job_types()
     services = Services.from_settings(settings)
 
     @asynccontextmanager
@@ -38,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    routers = [module.router for module in (health, roles, questions, credentials)]
+    modules = (health, roles, questions, credentials, assessments, recommendations)
+    routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router)
     #: What the 405 handler reads to name every allowed method of a path.

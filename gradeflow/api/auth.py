@@ -69,5 +69,6 @@ def actor(client: ApiClient) -> Actor:
 
 
 AnyClient = Annotated[ApiClient, Depends(authenticate)]
+SubmitterClient = Annotated[ApiClient, Depends(require_role("submitter"))]
 AdminClient = Annotated[ApiClient, Depends(require_role("admin"))]
 OperatorClient = Annotated[ApiClient, Depends(require_role("operator"))]

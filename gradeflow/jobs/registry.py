@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from gradeflow.jobs.retry import RetryPolicy
 
@@ -48,6 +49,13 @@ class JobContext:
 
 Handler = Callable[[JobContext], None]
 
+#: Called inside the transaction that makes a job ``succeeded`` or ``dead`` (the
+#: status is its third argument), right after that guarded transition matched;
+#: the jobs it returns are inserted in the same transaction. This is where a
+#: pipeline fans in: two jobs finishing at once serialise on whatever row the
+#: hook locks, and the later one sees the earlier one's finish.
+FinishHook = Callable[[Connection, JobContext, str], Sequence[NewJob]]
+
 
 @dataclass(frozen=True)
 class JobType:
@@ -64,6 +72,8 @@ class JobType:
     concurrency: int | None = None
     #: At most this many attempts start per minute, across all workers (None: no limit).
     per_minute: int | None = None
+    #: What to do in the transaction that finishes a job (None: nothing).
+    on_finish: FinishHook | None = None
 
 
 _registry: dict[str, JobType] = {}
@@ -82,6 +92,17 @@ def job_type(name: str) -> JobType:
 
 def registered() -> list[JobType]:
     return list(_registry.values())
+
+
+#: The modules whose import registers every job type of gradeflow. Workers import
+#: them to declare actors, the API and the CLI to route jobs to the right queue.
+JOB_MODULES = ("gradeflow.jobs.builtin",)
+
+
+def load_job_types(extra: Sequence[str] = ()) -> None:
+    """Import :data:`JOB_MODULES` and ``extra``, registering their job types."""
+    for module in (*JOB_MODULES, *extra):
+        importlib.import_module(module.strip())
 
 
 def queue_of(name: str) -> str:

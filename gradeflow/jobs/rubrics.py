@@ -118,21 +118,41 @@ class EssayRubric(StrictModel):
         return criteria
 
 
+class Scale(StrictModel):
+    """A numeric answer between ``min`` and ``max``, mapped linearly onto 0-100."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.max <= self.min:
+            raise ValueError("scale.max must be greater than scale.min")
+        return self
+
+
 class ProfileRubric(StrictModel):
-    """A self-reported answer mapped to a level of one skill."""
+    """A self-reported answer mapped to a level of one skill.
+
+    Exactly one of ``mapping`` (the answer is one of its keys, or with
+    ``multi_select`` a list of them, scored by their mean level) and ``scale``
+    (the answer is a number within it).
+    """
 
     skill: SkillName
-    mapping: dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], SkillLevel] = (
-        Field(min_length=1)
-    )
+    mapping: (
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], SkillLevel] | None
+    ) = Field(default=None, min_length=1)
+    scale: Scale | None = None
+    multi_select: bool = False
 
     @field_validator("mapping")
     @classmethod
     def _covers_the_choices(
-        cls, mapping: dict[str, float], info: ValidationInfo
-    ) -> dict[str, float]:
+        cls, mapping: dict[str, float] | None, info: ValidationInfo
+    ) -> dict[str, float] | None:
         ids = choice_ids_in(info)
-        if ids is None:
+        if ids is None or mapping is None:
             return mapping
         missing, extra = sorted(ids - mapping.keys()), sorted(mapping.keys() - ids)
         if missing or extra:
@@ -142,6 +162,14 @@ class ProfileRubric(StrictModel):
                 + (f"; not a choice: {', '.join(extra)}" if extra else "")
             )
         return mapping
+
+    @model_validator(mode="after")
+    def _one_way_to_answer(self) -> ProfileRubric:
+        if (self.mapping is None) == (self.scale is None):
+            raise ValueError("a profile rubric needs exactly one of mapping and scale")
+        if self.multi_select and self.mapping is None:
+            raise ValueError("multi_select needs a mapping (a list of numbers has no level)")
+        return self
 
 
 Rubric = MultipleChoiceRubric | EssayRubric | ProfileRubric

@@ -7,23 +7,20 @@ imports every job module (gradeflow's own and any listed in
 
 from __future__ import annotations
 
-import importlib
 import os
 
+from gradeflow.jobs.registry import load_job_types
 from gradeflow.logs import configure_logging
 from gradeflow.settings import get_settings
 from gradeflow.workers.actors import declare_actors
 from gradeflow.workers.broker import get_broker
 from gradeflow.workers.middleware import JobEngineMiddleware
 
-#: Modules whose import registers gradeflow's job types.
-JOB_MODULES = ("gradeflow.jobs.builtin",)
-
 
 def import_job_modules() -> None:
+    """gradeflow's job types, and those of the modules ``GRADEFLOW_JOB_MODULES`` lists."""
     extra = [m for m in os.environ.get("GRADEFLOW_JOB_MODULES", "").split(",") if m.strip()]
-    for module in (*JOB_MODULES, *extra):
-        importlib.import_module(module.strip())
+    load_job_types(extra)
 
 
 def boot() -> None:

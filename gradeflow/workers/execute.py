@@ -34,7 +34,7 @@ from gradeflow.db.jobs import (
 from gradeflow.jobs import states
 from gradeflow.jobs.enqueue import insert_new_jobs
 from gradeflow.jobs.errors import Snooze
-from gradeflow.jobs.registry import JobContext, JobType, NewJob, job_type
+from gradeflow.jobs.registry import JobContext, JobType, job_type
 from gradeflow.jobs.retry import Decision, Failed, Outcome, RetryPolicy, Succeeded, decide
 from gradeflow.workers.messages import send_messages
 from gradeflow.workers.runtime import Runtime, get_runtime
@@ -66,7 +66,7 @@ def execute(job_type_name: str, raw_job_id: str) -> None:
             context = context_for(runtime, job)
             outcome = run_within_rate(runtime, kind, context)
             decision = decide(job.attempts, outcome, now(), policy_for(runtime, kind, job))
-            write_decision(runtime, job, decision, context.follow_ups)
+            write_decision(runtime, kind, context, job, decision)
 
 
 def lost_connection(error: BaseException) -> bool:
@@ -164,7 +164,7 @@ def policy_for(runtime: Runtime, kind: JobType, job: ClaimedJob) -> RetryPolicy:
 
 @retry_on_lost_connection
 def write_decision(
-    runtime: Runtime, job: ClaimedJob, decision: Decision, follow_ups: list[NewJob]
+    runtime: Runtime, kind: JobType, context: JobContext, job: ClaimedJob, decision: Decision
 ) -> None:
     """Apply ``decision`` with one guarded statement; follow-ups only with a success.
 
@@ -173,12 +173,12 @@ def write_decision(
     run that does own the job will enqueue them.
     """
     messages: list[Message] = []
-    if decision.status == states.SUCCEEDED and not follow_ups:
+    if decision.status == states.SUCCEEDED and not context.follow_ups and kind.on_finish is None:
         # Every job's hot path: one statement on a bare driver cursor, one round trip.
         with autocommit_cursor(runtime.engine) as cursor:
             applied = complete_job(cursor, job.id, job.owner)
     else:
-        applied, messages = write_with_follow_ups(runtime, job, decision, follow_ups)
+        applied, messages = write_in_transaction(runtime, kind, context, job, decision)
     if not applied:
         log.info("job was no longer ours; outcome not written", decided=decision.status)
     elif decision.status == states.DEAD:
@@ -186,20 +186,13 @@ def write_decision(
     send_messages(runtime.broker, messages)
 
 
-def write_with_follow_ups(
-    runtime: Runtime, job: ClaimedJob, decision: Decision, follow_ups: list[NewJob]
+def write_in_transaction(
+    runtime: Runtime, kind: JobType, context: JobContext, job: ClaimedJob, decision: Decision
 ) -> tuple[bool, list[Message]]:
-    """The decision's statement, and a success's follow-up jobs in the same transaction;
-    return whether the guard matched and the messages to send after commit."""
-    # A single guarded statement commits on its own; follow-ups share its transaction.
-    engine = runtime.engine if follow_ups else runtime.autocommit
-    with engine.begin() as conn:
-        if decision.status == states.SUCCEEDED:
-            applied = complete_job(conn, job.id, job.owner)
-            if not applied:
-                return False, []
-            window = runtime.settings.dispatch_window
-            return True, insert_new_jobs(conn, follow_ups, window).messages
+    """The decision's statement and, when it finishes the job, the follow-ups and the
+    job type's finish hook, all in one transaction; return whether the guard matched
+    and the messages to send after commit."""
+    with runtime.engine.begin() as conn:
         if decision.status == states.QUEUED:
             assert decision.next_run_at is not None
             applied = requeue_job(
@@ -211,8 +204,19 @@ def write_with_follow_ups(
                 error=decision.error,
             )
             return applied, []
-        assert decision.error is not None
-        return kill_job(conn, job.id, job.owner, decision.error), []
+        if decision.status == states.SUCCEEDED:
+            applied = complete_job(conn, job.id, job.owner)
+            new_jobs = list(context.follow_ups)
+        else:
+            assert decision.error is not None
+            applied = kill_job(conn, job.id, job.owner, decision.error)
+            new_jobs = []
+        if not applied:
+            return False, []
+        if kind.on_finish is not None:
+            new_jobs.extend(kind.on_finish(conn, context, decision.status))
+        window = runtime.settings.dispatch_window
+        return True, insert_new_jobs(conn, new_jobs, window).messages
 
 
 def now() -> datetime:

@@ -5,7 +5,8 @@
 - :class:`Relay` re-sends messages the broker lost: all outstanding ones at
   once when Redis was flushed or restarted, and any left unclaimed too long.
 - :class:`Rescuer` takes back jobs whose worker stopped renewing its lease.
-- :class:`Pruner` deletes finished jobs past their retention.
+- :class:`Pruner` deletes finished jobs and idempotency keys past their retention.
+- :class:`PipelineSweeper` advances assessments whose jobs ended without doing so.
 - :class:`PeriodicEnqueuer` enqueues cron-like jobs, once per slot.
 """
 
@@ -22,6 +23,8 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Engine
 
+from gradeflow.db.assessments import stalled_assessments
+from gradeflow.db.idempotency import prune_keys
 from gradeflow.db.jobs import (
     database_now,
     dispatch_due_jobs,
@@ -30,6 +33,7 @@ from gradeflow.db.jobs import (
     rescue_expired_leases,
 )
 from gradeflow.jobs.enqueue import insert_new_jobs
+from gradeflow.jobs.pipeline import advance_assessment
 from gradeflow.jobs.registry import NewJob
 from gradeflow.settings import Settings
 from gradeflow.workers.messages import send_messages
@@ -117,13 +121,44 @@ class Rescuer(Service):
 
 @dataclass
 class Pruner(Service):
+    """Deletes finished jobs and idempotency keys past their retention."""
+
     engine: Engine
     retention_hours: float
+    idempotency_hours: float
     name = "pruner"
 
     def run_once(self) -> int:
         with self.engine.begin() as conn:
-            return prune_finished_jobs(conn, self.retention_hours)
+            jobs = prune_finished_jobs(conn, self.retention_hours)
+            return jobs + prune_keys(conn, self.idempotency_hours)
+
+
+@dataclass
+class PipelineSweeper(Service):
+    """Advances assessments whose last job finished without advancing them.
+
+    A job's finish hook advances its assessment; a job that an operator
+    cancels, or that the rescuer gives up on, finishes without it. Each
+    assessment is advanced in its own transaction, under its row lock.
+    """
+
+    engine: Engine
+    broker: dramatiq.Broker
+    window: int
+    #: Leave assessments younger than this to their jobs' own hooks.
+    grace_seconds: float = 5.0
+    name = "pipeline-sweeper"
+
+    def run_once(self) -> int:
+        with self.engine.connect() as conn:
+            stalled = stalled_assessments(conn, self.grace_seconds, BATCH)
+        for assessment_id in stalled:
+            with self.engine.begin() as conn:
+                new_jobs = advance_assessment(conn, assessment_id)
+                messages = insert_new_jobs(conn, new_jobs, self.window).messages
+            send_messages(self.broker, messages)
+        return len(stalled)
 
 
 @dataclass(frozen=True)
@@ -173,5 +208,6 @@ def services(
         Rescuer(engine, settings.max_rescues),
         Dispatcher(engine, broker, settings.dispatch_window),
         PeriodicEnqueuer(engine, broker, PERIODIC_JOBS, settings.dispatch_window),
-        Pruner(engine, settings.job_retention_hours),
+        Pruner(engine, settings.job_retention_hours, settings.idempotency_retention_hours),
+        PipelineSweeper(engine, broker, settings.dispatch_window),
     ]

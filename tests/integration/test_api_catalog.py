@@ -138,7 +138,12 @@ def test_each_question_type_is_stored_with_its_rubric(
     }  # fmt: skip
     assert essay["choices"] is None
     assert essay["rubric"]["criteria"][0]["levels"][1] == {"score": 5, "descriptor": "right"}
-    assert profile["rubric"] == {"skill": "sql", "mapping": {"none": 0.0, "daily": 90.0}}
+    assert profile["rubric"] == {
+        "skill": "sql",
+        "mapping": {"none": 0.0, "daily": 90.0},
+        "scale": None,
+        "multi_select": False,
+    }
     for question in (mc, essay, profile):
         assert question["active"] is True and question["lineage_id"] == question["id"]
     listed = http.get("/v1/questions", params={"role_id": role_id}, headers=admin).json()

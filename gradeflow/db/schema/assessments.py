@@ -34,10 +34,13 @@ class User(Base):
     __table_args__ = (
         CheckConstraint(f"role IN {USER_ROLES!r}", name="role"),
         UniqueConstraint("client_id", "external_id"),
+        # Changed from seed 002's global UNIQUE (email): each upstream app knows its own
+        # users, and the same person may be assessed through two apps (migration 0003).
+        UniqueConstraint("client_id", "email"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    email: Mapped[str] = mapped_column(CITEXT, nullable=False, unique=True)
+    email: Mapped[str] = mapped_column(CITEXT, nullable=False)
     role: Mapped[str] = mapped_column(String(32), nullable=False)
     profile: Mapped[dict[str, Any] | None]
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="active")

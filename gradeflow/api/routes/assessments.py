@@ -1,0 +1,291 @@
+"""``POST /v1/assessments`` (submitters) and ``GET /v1/assessments/{id}`` (its owner).
+
+A submission is checked whole before anything is written, then written in one
+transaction: the user, the assessment, a snapshot of each answered question as
+it is now, the answers, and the scoring jobs. Only the questions answered are
+part of the assessment (the upstream app chooses which questions it asks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gradeflow.api.auth import SubmitterClient
+from gradeflow.api.errors import ApiError
+from gradeflow.api.schemas.assessments import (
+    AssessmentIn,
+    AssessmentOut,
+    Links,
+    QuestionScore,
+    Timings,
+    UserOut,
+)
+from gradeflow.api.schemas.errors import AUTHENTICATED, WITH_BODY, error_responses
+from gradeflow.api.transaction import TransactionDep
+from gradeflow.db.assessments import (
+    NewAnswer,
+    QuestionResult,
+    active_questions,
+    active_role,
+    insert_assessment,
+    own_assessment,
+    question_results,
+    upsert_user,
+)
+from gradeflow.db.idempotency import claim_key, store_response
+from gradeflow.db.schema import Assessment, Question, User
+from gradeflow.jobs.answers import InvalidAnswer, parse_answer
+from gradeflow.jobs.pipeline import scoring_jobs
+from gradeflow.jobs.results import FALLBACK_MODEL_PREFIX
+from gradeflow.jobs.rubrics import parse_rubric
+
+router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retries with the same key and body get the first answer back "
+        "(kept at least 24 h); the same key with another body is a 409.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=AssessmentOut,
+    responses=error_responses(*AUTHENTICATED, *WITH_BODY, 409),
+)
+def submit_assessment(
+    body: AssessmentIn,
+    client: SubmitterClient,
+    transaction: TransactionDep,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    """Accept an assessment for grading; it is scored asynchronously (poll ``links.self``)."""
+    session = transaction.session
+    if idempotency_key is not None:
+        replay = replay_or_claim(session, client.id, idempotency_key, body)
+        if replay is not None:
+            return replay
+    questions = checked_questions(session, body)
+    try:
+        user_id = upsert_user(session, client.id, body.user.external_id, body.user.email)
+    except IntegrityError:
+        raise ApiError(
+            409,
+            "conflict",
+            "another user of yours (another external_id) already has this email",
+            [{"location": "body", "field": "user.email", "reason": "email already in use"}],
+        ) from None
+    answers = [NewAnswer(questions[r.question_id], r.answer) for r in body.responses]
+    assessment, snapshot_ids = insert_assessment(
+        session,
+        client_id=client.id,
+        user_id=user_id,
+        role_id=body.role_id,
+        metadata=body.metadata,
+        answers=answers,
+    )
+    transaction.enqueue(
+        scoring_jobs(
+            assessment.id,
+            client.id,
+            {snapshot_ids[a.question.id]: a.question.question_type for a in answers},
+        )
+    )
+    user = User(id=user_id, external_id=body.user.external_id, email=body.user.email)
+    out = assessment_out(assessment, user, unscored(answers, snapshot_ids))
+    if idempotency_key is not None:
+        store_response(session, client.id, idempotency_key, 202, out.model_dump(mode="json"))
+    response.headers["Location"] = out.links.self
+    return out
+
+
+def replay_or_claim(
+    session: Session, client_id: uuid.UUID, key: str, body: AssessmentIn
+) -> JSONResponse | None:
+    """The first answer given to ``key``, or None once this request owns the key."""
+    request_hash = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    stored = claim_key(session, client_id, key, request_hash)
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was already used with a different body",
+            [
+                {
+                    "location": "header",
+                    "field": "Idempotency-Key",
+                    "reason": "used with another body",
+                }
+            ],
+        )
+    headers = {
+        "Location": stored.response_body.get("links", {}).get("self", ""),
+        "Idempotent-Replayed": "true",
+    }
+    return JSONResponse(stored.response_body, stored.response_status, headers=headers)
+
+
+def checked_questions(session: Session, body: AssessmentIn) -> dict[uuid.UUID, Question]:
+    """The answered questions by id, once the role, every question and every answer check out.
+
+    Every problem is reported at once, each naming its ``responses[i]`` field.
+    """
+    if active_role(session, body.role_id) is None:
+        raise RequestValidationError(
+            [problem(("role_id",), f"no active role has the id {body.role_id}")]
+        )
+    ids = [r.question_id for r in body.responses]
+    questions = active_questions(session, body.role_id, ids)
+    problems: list[dict[str, Any]] = []
+    first_seen: dict[uuid.UUID, int] = {}
+    for index, item in enumerate(body.responses):
+        where = ("responses", index)
+        if item.question_id in first_seen:
+            problems.append(
+                problem(
+                    (*where, "question_id"),
+                    f"answered twice (first at responses[{first_seen[item.question_id]}])",
+                )
+            )
+            continue
+        first_seen[item.question_id] = index
+        question = questions.get(item.question_id)
+        if question is None:
+            problems.append(
+                problem(
+                    (*where, "question_id"),
+                    f"not an active question of role {body.role_id}",
+                )
+            )
+            continue
+        reason = answer_problem(question, item.answer)
+        if reason is not None:
+            problems.append(problem((*where, "answer"), reason))
+    if problems:
+        raise RequestValidationError(problems)
+    return questions
+
+
+def answer_problem(question: Question, answer: Any) -> str | None:
+    choice_ids = [c["id"] for c in question.choices] if question.choices else None
+    try:
+        parse_answer(parse_rubric(question.question_type, question.rubric), choice_ids, answer)
+    except InvalidAnswer as exc:
+        return str(exc)
+    return None
+
+
+def problem(path: Sequence[str | int], reason: str) -> dict[str, Any]:
+    return {"type": "value_error", "loc": ("body", *path), "msg": reason}
+
+
+def unscored(
+    answers: Sequence[NewAnswer], snapshot_ids: dict[uuid.UUID, uuid.UUID]
+) -> list[QuestionResult]:
+    """A new assessment's questions, none scored yet (built without reading them back)."""
+    return [
+        QuestionResult(
+            snapshot_id=snapshot_ids[a.question.id],
+            question_id=a.question.id,
+            question_type=a.question.question_type,
+            version=a.question.version,
+            weight=a.question.weight,
+            rubric=a.question.rubric,
+            score=None,
+            explanation=None,
+            rules_applied=None,
+            model=None,
+            essay_payload=None,
+        )
+        for a in sorted(answers, key=lambda a: a.question.id)
+    ]
+
+
+@router.get(
+    "/{assessment_id}",
+    response_model=AssessmentOut,
+    responses=error_responses(*AUTHENTICATED, 404),
+)
+def get_assessment(
+    assessment_id: uuid.UUID, client: SubmitterClient, transaction: TransactionDep
+) -> AssessmentOut:
+    """Status, per-question scores with explanations, total and skill scores, timings."""
+    found = own_assessment(transaction.session, client.id, assessment_id)
+    if found is None:
+        raise ApiError(404, "not_found", f"no assessment {assessment_id} of yours")
+    assessment, user = found
+    return assessment_out(assessment, user, question_results(transaction.session, assessment.id))
+
+
+def assessment_out(
+    assessment: Assessment, user: User, questions: Sequence[QuestionResult]
+) -> AssessmentOut:
+    link = f"/v1/assessments/{assessment.id}"
+    completed = assessment.completed_at
+    return AssessmentOut(
+        id=assessment.id,
+        status=assessment.status,
+        degraded=assessment.degraded,
+        role_id=assessment.role_id,
+        user=UserOut(id=user.id, external_id=user.external_id, email=user.email),
+        metadata=assessment.metadata_,
+        total_score=float(assessment.total_score) if assessment.total_score is not None else None,
+        skill_scores=assessment.skill_scores,
+        questions=[question_score(q) for q in questions],
+        timings=Timings(
+            submitted_at=assessment.created_at,
+            completed_at=completed,
+            duration_ms=(
+                round((completed - assessment.created_at).total_seconds() * 1000)
+                if completed
+                else None
+            ),
+        ),
+        links=Links(self=link, recommendations=f"{link}/recommendations"),
+    )
+
+
+def question_score(result: QuestionResult) -> QuestionScore:
+    payload = result.essay_payload or {}
+    return QuestionScore(
+        question_id=result.question_id,
+        snapshot_id=result.snapshot_id,
+        question_type=result.question_type,
+        version=result.version,
+        max_score=float(result.weight),
+        score=float(result.score) if result.score is not None else None,
+        graded_by=graded_by(result),
+        model=result.model,
+        explanation=result.explanation or payload.get("explanation"),
+        injection_suspected=bool(payload.get("injection_suspected", False)),
+    )
+
+
+def graded_by(result: QuestionResult) -> Any:
+    if result.score is None:
+        return None
+    if result.model is None:
+        return "rules"
+    return "fallback" if result.model.startswith(FALLBACK_MODEL_PREFIX) else "llm"

@@ -1,0 +1,120 @@
+"""``GET /v1/assessments/{id}/recommendations`` and ``POST /v1/recommendations/{id}/feedback``.
+
+Both only for the submitter that owns the assessment; anyone else gets a 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from gradeflow.api.auth import SubmitterClient
+from gradeflow.api.errors import ApiError
+from gradeflow.api.schemas.errors import AUTHENTICATED, WITH_BODY, error_responses
+from gradeflow.api.schemas.recommendations import (
+    FeedbackIn,
+    FeedbackOut,
+    ItemOut,
+    RecommendationsOut,
+    TraceOut,
+)
+from gradeflow.api.transaction import TransactionDep
+from gradeflow.db.assessments import own_assessment
+from gradeflow.db.recommendations import (
+    insert_feedback,
+    items_of,
+    own_recommendation,
+    recommendation_of,
+    traces_of,
+)
+
+router = APIRouter(tags=["recommendations"])
+
+
+@router.get(
+    "/v1/assessments/{assessment_id}/recommendations",
+    responses=error_responses(*AUTHENTICATED, 404),
+)
+def get_recommendations(
+    assessment_id: uuid.UUID, client: SubmitterClient, transaction: TransactionDep
+) -> RecommendationsOut:
+    """The credentials recommended after the assessment, best first (``pending`` until built)."""
+    session = transaction.session
+    if own_assessment(session, client.id, assessment_id) is None:
+        raise ApiError(404, "not_found", f"no assessment {assessment_id} of yours")
+    recommendation = recommendation_of(session, assessment_id)
+    if recommendation is None:
+        return RecommendationsOut(
+            id=None,
+            assessment_id=assessment_id,
+            status="pending",
+            degraded=False,
+            summary=None,
+            generated_at=None,
+            items=[],
+        )
+    traces = traces_of(session, recommendation.id)
+    return RecommendationsOut(
+        id=recommendation.id,
+        assessment_id=assessment_id,
+        status=recommendation.status,
+        degraded=recommendation.degraded,
+        summary=recommendation.summary,
+        generated_at=recommendation.generated_at,
+        items=[
+            ItemOut(
+                credential_id=item.credential_id,
+                title=item.title,
+                confidence=float(item.confidence),
+                rationale=item.rationale,
+                position=item.position,
+                traces=[
+                    TraceOut(
+                        id=trace.id,
+                        source_uri=trace.source_uri,
+                        snippet=trace.snippet,
+                        similarity=float(trace.similarity),
+                    )
+                    for trace_id in item.source_trace_ids or []
+                    if (trace := traces.get(trace_id)) is not None
+                ],
+            )
+            for item in items_of(session, recommendation.id)
+        ],
+    )
+
+
+@router.post(
+    "/v1/recommendations/{recommendation_id}/feedback",
+    status_code=201,
+    responses=error_responses(*AUTHENTICATED, *WITH_BODY, 404),
+)
+def post_feedback(
+    recommendation_id: uuid.UUID,
+    body: FeedbackIn,
+    client: SubmitterClient,
+    transaction: TransactionDep,
+) -> FeedbackOut:
+    """Record how relevant the recommendation was, and whether it was taken up."""
+    owned = own_recommendation(transaction.session, client.id, recommendation_id)
+    if owned is None:
+        raise ApiError(404, "not_found", f"no recommendation {recommendation_id} of yours")
+    feedback = insert_feedback(
+        transaction.session,
+        recommendation_id=recommendation_id,
+        user_id=owned.user_id,
+        submitted_by_role=body.submitted_by_role,
+        relevance_score=body.relevance,
+        acceptance_status=body.acceptance,
+        comments=body.comments,
+    )
+    return FeedbackOut(
+        id=feedback.id,
+        recommendation_id=recommendation_id,
+        relevance=body.relevance,
+        acceptance=body.acceptance,
+        comments=body.comments,
+        submitted_by_role=body.submitted_by_role,
+        submitted_at=feedback.submitted_at,
+    )

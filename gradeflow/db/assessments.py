@@ -1,0 +1,311 @@
+"""Assessments: the intake's one write, and the pipeline's reads and guarded transitions.
+
+Intake writes run in the caller's ORM session and never commit. Pipeline
+functions take a Core connection inside the transaction that finishes a job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from gradeflow.db.schema import (
+    Assessment,
+    AssessmentQuestionSnapshot,
+    AssessmentResponse,
+    AsyncJob,
+    EssayScore,
+    Question,
+    RoleCatalog,
+    RuleScore,
+    User,
+)
+
+# -- intake --------------------------------------------------------------------------
+
+
+def active_role(session: Session, role_id: uuid.UUID) -> RoleCatalog | None:
+    return session.scalar(
+        select(RoleCatalog).where(RoleCatalog.id == role_id, RoleCatalog.active.is_(True))
+    )
+
+
+def active_questions(
+    session: Session, role_id: uuid.UUID, question_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Question]:
+    """Those of ``question_ids`` that are active questions of the role, by id."""
+    rows = session.scalars(
+        select(Question).where(
+            Question.id.in_(question_ids),
+            Question.role_id == role_id,
+            Question.active.is_(True),
+        )
+    )
+    return {q.id: q for q in rows}
+
+
+def upsert_user(session: Session, client_id: uuid.UUID, external_id: str, email: str) -> uuid.UUID:
+    """The client's user ``external_id`` (created, or its email updated); return its id.
+
+    Raises ``sqlalchemy.exc.IntegrityError`` when another user of the same client
+    already has ``email``.
+    """
+    statement = insert(User).values(
+        client_id=client_id, external_id=external_id, email=email, role="student"
+    )
+    return session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["client_id", "external_id"],
+            set_={"email": statement.excluded.email, "updated_at": func.now()},
+        ).returning(User.id)
+    ).scalar_one()
+
+
+@dataclass(frozen=True)
+class NewAnswer:
+    question: Question
+    answer: Any
+
+
+def insert_assessment(
+    session: Session,
+    *,
+    client_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role_id: uuid.UUID,
+    metadata: dict[str, Any] | None,
+    answers: Sequence[NewAnswer],
+) -> tuple[Assessment, dict[uuid.UUID, uuid.UUID]]:
+    """An ``awaiting_async`` assessment, a snapshot of each answered question as it is
+    now, and the answers; return it and each question's snapshot id."""
+    assessment = Assessment(
+        id=uuid.uuid4(),
+        client_id=client_id,
+        user_id=user_id,
+        role_id=role_id,
+        status="awaiting_async",
+        metadata_=metadata,
+    )
+    session.add(assessment)
+    session.flush()
+    snapshot_ids = {a.question.id: uuid.uuid4() for a in answers}
+    session.execute(
+        insert(AssessmentQuestionSnapshot),
+        [
+            {
+                "id": snapshot_ids[a.question.id],
+                "assessment_id": assessment.id,
+                "question_id": a.question.id,
+                "prompt": a.question.prompt,
+                "rubric": a.question.rubric,
+                "question_type": a.question.question_type,
+                "choices": a.question.choices,
+                "weight": a.question.weight,
+                "version": a.question.version,
+            }
+            for a in answers
+        ],
+    )
+    session.execute(
+        insert(AssessmentResponse),
+        [
+            {
+                "assessment_id": assessment.id,
+                "question_snapshot_id": snapshot_ids[a.question.id],
+                "answer": a.answer,
+            }
+            for a in answers
+        ],
+    )
+    return assessment, snapshot_ids
+
+
+# -- the pipeline ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an assessment's pipeline stands, read under a lock on its row."""
+
+    status: str
+    client_id: uuid.UUID | None
+    #: How many of its jobs are in each (job_type, status).
+    jobs: Counter[tuple[str, str]]
+    #: Essay snapshots that have no essay score yet.
+    unscored_essays: list[uuid.UUID]
+
+
+def lock_progress(conn: Connection, assessment_id: uuid.UUID) -> Progress | None:
+    """Lock the assessment's row and read its progress (None: no such assessment).
+
+    Every job that finishes takes this lock before reading, so of two jobs
+    finishing at once the second reads after the first committed, and exactly
+    one of them sees the stage complete.
+    """
+    row = conn.execute(
+        select(Assessment.status, Assessment.client_id)
+        .where(Assessment.id == assessment_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return None
+    jobs = Counter(
+        {
+            (job_type, job_status): count
+            for job_type, job_status, count in conn.execute(
+                select(AsyncJob.job_type, AsyncJob.status, func.count())
+                .where(AsyncJob.assessment_id == assessment_id)
+                .group_by(AsyncJob.job_type, AsyncJob.status)
+            )
+        }
+    )
+    snap = AssessmentQuestionSnapshot
+    unscored = conn.execute(
+        select(snap.id)
+        .outerjoin(
+            EssayScore,
+            (EssayScore.question_snapshot_id == snap.id)
+            & (EssayScore.assessment_id == snap.assessment_id),
+        )
+        .where(
+            snap.assessment_id == assessment_id,
+            snap.question_type == "essay",
+            EssayScore.id.is_(None),
+        )
+        .order_by(snap.id)
+    ).scalars()
+    return Progress(
+        status=row.status, client_id=row.client_id, jobs=jobs, unscored_essays=list(unscored)
+    )
+
+
+def stalled_assessments(conn: Connection, older_than_seconds: float, limit: int) -> list[uuid.UUID]:
+    """Assessments still ``awaiting_async`` with no job left to run: a job of theirs
+    finished without its finish hook (an operator cancelled it, or the rescuer gave
+    up on it), so nobody advanced them."""
+    return list(
+        conn.execute(
+            text(
+                "SELECT a.id FROM assessments a WHERE a.status = 'awaiting_async'"
+                " AND a.updated_at < now() - make_interval(secs => :age)"
+                " AND NOT EXISTS (SELECT 1 FROM async_jobs j WHERE j.assessment_id = a.id"
+                "   AND j.status IN ('queued', 'running'))"
+                " ORDER BY a.updated_at LIMIT :limit"
+            ),
+            {"age": older_than_seconds, "limit": limit},
+        ).scalars()
+    )
+
+
+def finish_assessment(
+    conn: Connection,
+    assessment_id: uuid.UUID,
+    *,
+    status: str,
+    degraded: bool,
+    total_score: Decimal | None,
+    skill_scores: dict[str, Any],
+) -> bool:
+    """awaiting_async → completed | failed, with its result; False when it had left already."""
+    result = conn.execute(
+        update(Assessment)
+        .where(Assessment.id == assessment_id, Assessment.status == "awaiting_async")
+        .values(
+            status=status,
+            degraded=degraded,
+            total_score=total_score,
+            skill_scores=skill_scores,
+            completed_at=func.now(),
+            updated_at=func.now(),
+        )
+    )
+    return result.rowcount == 1
+
+
+# -- reads of the API ------------------------------------------------------------------
+
+
+def own_assessment(
+    session: Session, client_id: uuid.UUID, assessment_id: uuid.UUID
+) -> tuple[Assessment, User] | None:
+    """The assessment and its user, if ``client_id`` submitted it (else None: a 404)."""
+    row = session.execute(
+        select(Assessment, User)
+        .join(User, User.id == Assessment.user_id)
+        .where(Assessment.id == assessment_id, Assessment.client_id == client_id)
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    snapshot_id: uuid.UUID
+    question_id: uuid.UUID
+    question_type: str
+    version: str
+    weight: Decimal
+    rubric: dict[str, Any]
+    #: Points earned (None: not scored yet).
+    score: Decimal | None
+    explanation: str | None
+    rules_applied: dict[str, Any] | None
+    #: The essay's grader (``fallback:…`` for the offline scorer); None for rule scores.
+    model: str | None
+    #: The essay grader's record (criteria, flags); None for rule-scored questions.
+    essay_payload: dict[str, Any] | None
+
+
+def question_results(db: Session | Connection, assessment_id: uuid.UUID) -> list[QuestionResult]:
+    """Each question of the assessment with its score, if it has one yet."""
+    snap = AssessmentQuestionSnapshot
+    rows = db.execute(
+        select(
+            snap.id,
+            snap.question_id,
+            snap.question_type,
+            snap.version,
+            snap.weight,
+            snap.rubric,
+            func.coalesce(RuleScore.score, EssayScore.score).label("score"),
+            RuleScore.explanation,
+            RuleScore.rules_applied,
+            EssayScore.model,
+            EssayScore.response_payload,
+        )
+        .outerjoin(
+            RuleScore,
+            (RuleScore.question_snapshot_id == snap.id)
+            & (RuleScore.assessment_id == snap.assessment_id),
+        )
+        .outerjoin(
+            EssayScore,
+            (EssayScore.question_snapshot_id == snap.id)
+            & (EssayScore.assessment_id == snap.assessment_id),
+        )
+        .where(snap.assessment_id == assessment_id)
+        .order_by(snap.question_id)
+    )
+    return [
+        QuestionResult(
+            snapshot_id=row.id,
+            question_id=row.question_id,
+            question_type=row.question_type,
+            version=row.version,
+            weight=row.weight if row.weight is not None else Decimal(1),
+            rubric=row.rubric,
+            score=row.score,
+            explanation=row.explanation,
+            rules_applied=row.rules_applied,
+            model=row.model,
+            essay_payload=row.response_payload,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,153 @@
+"""Reads and writes of scores: what a scorer needs, and its result as an upsert.
+
+Every write is keyed on ``(assessment_id, question_snapshot_id)``: a scoring
+job that runs twice writes once, the later run's values winning.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert
+
+from gradeflow.db.schema import (
+    AssessmentQuestionSnapshot,
+    AssessmentResponse,
+    EssayScore,
+    RuleScore,
+)
+
+
+@dataclass(frozen=True)
+class AnsweredQuestion:
+    """A snapshot of a question as it was asked, and the answer given to it."""
+
+    assessment_id: uuid.UUID
+    snapshot_id: uuid.UUID
+    question_id: uuid.UUID
+    question_type: str
+    prompt: str
+    rubric: dict[str, Any]
+    #: The question's choices (``[{"id", "text"}]``), or None.
+    choices: list[dict[str, Any]] | None
+    weight: Decimal
+    version: str
+    answer: Any
+
+
+def answered_questions(
+    conn: Connection,
+    assessment_id: uuid.UUID,
+    *,
+    question_types: Sequence[str] | None = None,
+    snapshot_ids: Sequence[uuid.UUID] | None = None,
+) -> list[AnsweredQuestion]:
+    """The answered questions of an assessment (of these types / snapshots), in question order."""
+    snap = AssessmentQuestionSnapshot.__table__.c
+    resp = AssessmentResponse.__table__.c
+    query = (
+        select(*snap, resp.answer)
+        .join_from(
+            AssessmentQuestionSnapshot.__table__,
+            AssessmentResponse.__table__,
+            (resp.question_snapshot_id == snap.id) & (resp.assessment_id == snap.assessment_id),
+        )
+        .where(snap.assessment_id == assessment_id)
+        .order_by(snap.question_id)
+    )
+    if question_types is not None:
+        query = query.where(snap.question_type.in_(question_types))
+    if snapshot_ids is not None:
+        query = query.where(snap.id.in_(snapshot_ids))
+    return [
+        AnsweredQuestion(
+            assessment_id=assessment_id,
+            snapshot_id=row.id,
+            question_id=row.question_id,
+            question_type=row.question_type,
+            prompt=row.prompt,
+            rubric=row.rubric,
+            choices=row.choices,
+            weight=row.weight if row.weight is not None else Decimal(1),
+            version=row.version,
+            answer=row.answer,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+@dataclass(frozen=True)
+class NewRuleScore:
+    assessment_id: uuid.UUID
+    snapshot_id: uuid.UUID
+    #: Points earned: the fraction of the question earned times its weight.
+    score: Decimal
+    explanation: str
+    rules_applied: dict[str, Any]
+
+
+def upsert_rule_scores(conn: Connection, scores: Sequence[NewRuleScore]) -> None:
+    if not scores:
+        return
+    statement = insert(RuleScore).values(
+        [
+            {
+                "assessment_id": s.assessment_id,
+                "question_snapshot_id": s.snapshot_id,
+                "score": s.score,
+                "explanation": s.explanation,
+                "rules_applied": s.rules_applied,
+            }
+            for s in scores
+        ]
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["assessment_id", "question_snapshot_id"],
+            set_={
+                "score": statement.excluded.score,
+                "explanation": statement.excluded.explanation,
+                "rules_applied": statement.excluded.rules_applied,
+            },
+        )
+    )
+
+
+@dataclass(frozen=True)
+class NewEssayScore:
+    assessment_id: uuid.UUID
+    snapshot_id: uuid.UUID
+    #: Points earned: the fraction of the rubric's maximum times the question's weight.
+    score: Decimal
+    #: The model (``fallback:…`` for the offline scorer).
+    model: str
+    prompt_version: str
+    latency_ms: int | None
+    cost_cents: Decimal | None
+    #: Criteria scores, rationales, injection flags, the raw answer, finish reason, request id.
+    response_payload: dict[str, Any]
+
+
+def upsert_essay_score(conn: Connection, score: NewEssayScore) -> None:
+    values = {
+        "score": score.score,
+        "model": score.model,
+        "prompt_version": score.prompt_version,
+        "latency_ms": score.latency_ms,
+        "cost_cents": score.cost_cents,
+        "response_payload": score.response_payload,
+    }
+    statement = insert(EssayScore).values(
+        assessment_id=score.assessment_id, question_snapshot_id=score.snapshot_id, **values
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["assessment_id", "question_snapshot_id"],
+            set_={name: statement.excluded[name] for name in values},
+        )
+    )
