@@ -6,21 +6,21 @@ functions take a Core connection inside the transaction that finishes a job.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from gradeflow.db.schema import (
     Assessment,
     AssessmentQuestionSnapshot,
-    AssessmentResponse,
     AsyncJob,
     EssayScore,
     Question,
@@ -41,91 +41,96 @@ def active_role(session: Session, role_id: uuid.UUID) -> RoleCatalog | None:
 def active_questions(
     session: Session, role_id: uuid.UUID, question_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Question]:
-    """Those of ``question_ids`` that are active questions of the role, by id."""
+    """Those of ``question_ids`` that are active questions of the role, if the role
+    itself is active, by id."""
     rows = session.scalars(
-        select(Question).where(
+        select(Question)
+        .join(RoleCatalog, RoleCatalog.id == Question.role_id)
+        .where(
             Question.id.in_(question_ids),
             Question.role_id == role_id,
             Question.active.is_(True),
+            RoleCatalog.active.is_(True),
         )
     )
     return {q.id: q for q in rows}
 
 
-def upsert_user(session: Session, client_id: uuid.UUID, external_id: str, email: str) -> uuid.UUID:
-    """The client's user ``external_id`` (created, or its email updated); return its id.
-
-    Raises ``sqlalchemy.exc.IntegrityError`` when another user of the same client
-    already has ``email``.
-    """
-    statement = insert(User).values(
-        client_id=client_id, external_id=external_id, email=email, role="student"
-    )
-    return session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["client_id", "external_id"],
-            set_={"email": statement.excluded.email, "updated_at": func.now()},
-        ).returning(User.id)
-    ).scalar_one()
+@dataclass(frozen=True)
+class NewAssessment:
+    client_id: uuid.UUID
+    external_id: str
+    email: str
+    role_id: uuid.UUID
+    metadata: dict[str, Any] | None
+    #: (question id, answer) in the order given.
+    answers: Sequence[tuple[uuid.UUID, Any]]
 
 
 @dataclass(frozen=True)
-class NewAnswer:
-    question: Question
-    answer: Any
+class InsertedAssessment:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    created_at: datetime
+    #: Each answered question's snapshot id.
+    snapshot_ids: dict[uuid.UUID, uuid.UUID]
 
 
-def insert_assessment(
-    session: Session,
-    *,
-    client_id: uuid.UUID,
-    user_id: uuid.UUID,
-    role_id: uuid.UUID,
-    metadata: dict[str, Any] | None,
-    answers: Sequence[NewAnswer],
-) -> tuple[Assessment, dict[uuid.UUID, uuid.UUID]]:
-    """An ``awaiting_async`` assessment, a snapshot of each answered question as it is
-    now, and the answers; return it and each question's snapshot id."""
-    assessment = Assessment(
-        id=uuid.uuid4(),
-        client_id=client_id,
-        user_id=user_id,
-        role_id=role_id,
-        status="awaiting_async",
-        metadata_=metadata,
-    )
-    session.add(assessment)
-    session.flush()
-    snapshot_ids = {a.question.id: uuid.uuid4() for a in answers}
-    session.execute(
-        insert(AssessmentQuestionSnapshot),
-        [
-            {
-                "id": snapshot_ids[a.question.id],
-                "assessment_id": assessment.id,
-                "question_id": a.question.id,
-                "prompt": a.question.prompt,
-                "rubric": a.question.rubric,
-                "question_type": a.question.question_type,
-                "choices": a.question.choices,
-                "weight": a.question.weight,
-                "version": a.question.version,
-            }
-            for a in answers
-        ],
-    )
-    session.execute(
-        insert(AssessmentResponse),
-        [
-            {
-                "assessment_id": assessment.id,
-                "question_snapshot_id": snapshot_ids[a.question.id],
-                "answer": a.answer,
-            }
-            for a in answers
-        ],
-    )
-    return assessment, snapshot_ids
+# Parent and child rows in sibling CTEs: the foreign keys are checked at the end of
+# the statement, when every row exists. One round trip for the whole submission.
+_INSERT_ASSESSMENT = text(
+    "WITH u AS ("
+    "  INSERT INTO users (client_id, external_id, email, role)"
+    "  VALUES (:client_id, :external_id, :email, 'student')"
+    "  ON CONFLICT (client_id, external_id)"
+    "  DO UPDATE SET email = excluded.email, updated_at = now()"
+    "  RETURNING id),"
+    " a AS ("
+    "  INSERT INTO assessments (id, client_id, user_id, role_id, status, metadata)"
+    "  SELECT :id, :client_id, u.id, :role_id, 'awaiting_async', CAST(:metadata AS jsonb)"
+    "  FROM u RETURNING user_id, created_at),"
+    " s AS ("
+    # A snapshot copies the question row as it is now (rows are never edited).
+    "  INSERT INTO assessment_question_snapshots (id, assessment_id, question_id, prompt,"
+    "   rubric, question_type, choices, weight, version)"
+    "  SELECT x.snapshot_id, :id, q.id, q.prompt, q.rubric, q.question_type, q.choices,"
+    "   q.weight, q.version"
+    "  FROM unnest(CAST(:snapshot_ids AS uuid[]), CAST(:question_ids AS uuid[]))"
+    "   AS x(snapshot_id, question_id) JOIN questions q ON q.id = x.question_id),"
+    " r AS ("
+    "  INSERT INTO assessment_responses (assessment_id, question_snapshot_id, answer)"
+    "  SELECT :id, x.snapshot_id, x.answer"
+    "  FROM unnest(CAST(:snapshot_ids AS uuid[]), CAST(:answers AS jsonb[]))"
+    "   AS x(snapshot_id, answer))"
+    " SELECT user_id, created_at FROM a"
+)
+
+
+def insert_assessment(session: Session, new: NewAssessment) -> InsertedAssessment:
+    """Upsert the client's user (by external id; its email follows the latest
+    submission), then write an ``awaiting_async`` assessment, a snapshot of each
+    answered question and the answers, in one statement.
+
+    Raises ``sqlalchemy.exc.IntegrityError`` when another user of the same client
+    already has the email.
+    """
+    assessment_id = uuid.uuid4()
+    snapshot_ids = {question_id: uuid.uuid4() for question_id, _ in new.answers}
+    row = session.execute(
+        _INSERT_ASSESSMENT,
+        {
+            "id": assessment_id,
+            "client_id": new.client_id,
+            "external_id": new.external_id,
+            "email": new.email,
+            "role_id": new.role_id,
+            "metadata": None if new.metadata is None else json.dumps(new.metadata),
+            "snapshot_ids": list(snapshot_ids.values()),
+            "question_ids": list(snapshot_ids),
+            "answers": [json.dumps(answer) for _, answer in new.answers],
+        },
+    ).one()
+    return InsertedAssessment(assessment_id, row.user_id, row.created_at, snapshot_ids)
 
 
 # -- the pipeline ---------------------------------------------------------------------

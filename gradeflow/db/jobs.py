@@ -66,14 +66,21 @@ class ClaimedJob:
 # -- enqueue -------------------------------------------------------------------
 
 
-def outstanding_messages(conn: Connection, client_id: uuid.UUID | None) -> dict[str, int]:
-    """Messages sent but not yet claimed for ``client_id``, by queue."""
+def outstanding_messages(
+    conn: Connection, client_id: uuid.UUID | None, queues: Sequence[str], cap: int
+) -> dict[str, int]:
+    """Messages sent but not yet claimed for ``client_id`` on each of ``queues``,
+    counted up to ``cap``: only whether the window is full matters, and a backlog
+    of thousands must not make every enqueue slower."""
+    client = "client_id = :client" if client_id is not None else "client_id IS NULL"
     rows = conn.execute(
         text(
-            f"SELECT queue_name, count(*) FROM async_jobs WHERE {_OUTSTANDING}"
-            " AND client_id IS NOT DISTINCT FROM :client GROUP BY queue_name"
+            "SELECT q.queue_name, (SELECT count(*) FROM (SELECT 1 FROM async_jobs"
+            f"   WHERE queue_name = q.queue_name AND {client} AND {_OUTSTANDING}"
+            "   LIMIT :cap) AS capped)"
+            " FROM unnest(CAST(:queues AS text[])) AS q(queue_name)"
         ),
-        {"client": client_id},
+        {"client": client_id, "queues": list(queues), "cap": cap},
     )
     return {queue: count for queue, count in rows}
 

@@ -21,9 +21,11 @@ def insert_new_jobs(conn: Connection, jobs: Sequence[NewJob], window: int) -> In
     budgets: dict[tuple[str, uuid.UUID | None], int] = {}
     clients_counted: set[uuid.UUID | None] = set()
     rows: list[JobToInsert] = []
+    queues = sorted({queue_of(job.job_type) for job in jobs})
     for job in jobs:
         if job.client_id not in clients_counted:
-            for queue_name, count in outstanding_messages(conn, job.client_id).items():
+            counts = outstanding_messages(conn, job.client_id, queues, window)
+            for queue_name, count in counts.items():
                 budgets[(queue_name, job.client_id)] = window - count
             clients_counted.add(job.client_id)
         queue = queue_of(job.job_type)

@@ -96,7 +96,7 @@ def registered() -> list[JobType]:
 
 #: The modules whose import registers every job type of gradeflow. Workers import
 #: them to declare actors, the API and the CLI to route jobs to the right queue.
-JOB_MODULES = ("gradeflow.jobs.builtin",)
+JOB_MODULES = ("gradeflow.jobs.builtin", "gradeflow.jobs.rules")
 
 
 def load_job_types(extra: Sequence[str] = ()) -> None:

@@ -33,14 +33,13 @@ from gradeflow.api.schemas.assessments import (
 from gradeflow.api.schemas.errors import AUTHENTICATED, WITH_BODY, error_responses
 from gradeflow.api.transaction import TransactionDep
 from gradeflow.db.assessments import (
-    NewAnswer,
+    NewAssessment,
     QuestionResult,
     active_questions,
     active_role,
     insert_assessment,
     own_assessment,
     question_results,
-    upsert_user,
 )
 from gradeflow.db.idempotency import claim_key, store_response
 from gradeflow.db.schema import Assessment, Question, User
@@ -85,7 +84,17 @@ def submit_assessment(
             return replay
     questions = checked_questions(session, body)
     try:
-        user_id = upsert_user(session, client.id, body.user.external_id, body.user.email)
+        inserted = insert_assessment(
+            session,
+            NewAssessment(
+                client_id=client.id,
+                external_id=body.user.external_id,
+                email=body.user.email,
+                role_id=body.role_id,
+                metadata=body.metadata,
+                answers=[(r.question_id, r.answer) for r in body.responses],
+            ),
+        )
     except IntegrityError:
         raise ApiError(
             409,
@@ -93,24 +102,24 @@ def submit_assessment(
             "another user of yours (another external_id) already has this email",
             [{"location": "body", "field": "user.email", "reason": "email already in use"}],
         ) from None
-    answers = [NewAnswer(questions[r.question_id], r.answer) for r in body.responses]
-    assessment, snapshot_ids = insert_assessment(
-        session,
-        client_id=client.id,
-        user_id=user_id,
-        role_id=body.role_id,
-        metadata=body.metadata,
-        answers=answers,
-    )
+    snapshot_ids = inserted.snapshot_ids
     transaction.enqueue(
         scoring_jobs(
-            assessment.id,
+            inserted.id,
             client.id,
-            {snapshot_ids[a.question.id]: a.question.question_type for a in answers},
+            {snapshot_ids[q.id]: q.question_type for q in questions.values()},
         )
     )
-    user = User(id=user_id, external_id=body.user.external_id, email=body.user.email)
-    out = assessment_out(assessment, user, unscored(answers, snapshot_ids))
+    assessment = Assessment(
+        id=inserted.id,
+        status="awaiting_async",
+        degraded=False,
+        role_id=body.role_id,
+        metadata_=body.metadata,
+        created_at=inserted.created_at,
+    )
+    user = User(id=inserted.user_id, external_id=body.user.external_id, email=body.user.email)
+    out = assessment_out(assessment, user, unscored(list(questions.values()), snapshot_ids))
     if idempotency_key is not None:
         store_response(session, client.id, idempotency_key, 202, out.model_dump(mode="json"))
     response.headers["Location"] = out.links.self
@@ -152,12 +161,12 @@ def checked_questions(session: Session, body: AssessmentIn) -> dict[uuid.UUID, Q
 
     Every problem is reported at once, each naming its ``responses[i]`` field.
     """
-    if active_role(session, body.role_id) is None:
+    ids = [r.question_id for r in body.responses]
+    questions = active_questions(session, body.role_id, ids)
+    if len(questions) < len(set(ids)) and active_role(session, body.role_id) is None:
         raise RequestValidationError(
             [problem(("role_id",), f"no active role has the id {body.role_id}")]
         )
-    ids = [r.question_id for r in body.responses]
-    questions = active_questions(session, body.role_id, ids)
     problems: list[dict[str, Any]] = []
     first_seen: dict[uuid.UUID, int] = {}
     for index, item in enumerate(body.responses):
@@ -202,24 +211,24 @@ def problem(path: Sequence[str | int], reason: str) -> dict[str, Any]:
 
 
 def unscored(
-    answers: Sequence[NewAnswer], snapshot_ids: dict[uuid.UUID, uuid.UUID]
+    questions: Sequence[Question], snapshot_ids: dict[uuid.UUID, uuid.UUID]
 ) -> list[QuestionResult]:
     """A new assessment's questions, none scored yet (built without reading them back)."""
     return [
         QuestionResult(
-            snapshot_id=snapshot_ids[a.question.id],
-            question_id=a.question.id,
-            question_type=a.question.question_type,
-            version=a.question.version,
-            weight=a.question.weight,
-            rubric=a.question.rubric,
+            snapshot_id=snapshot_ids[q.id],
+            question_id=q.id,
+            question_type=q.question_type,
+            version=q.version,
+            weight=q.weight,
+            rubric=q.rubric,
             score=None,
             explanation=None,
             rules_applied=None,
             model=None,
             essay_payload=None,
         )
-        for a in sorted(answers, key=lambda a: a.question.id)
+        for q in sorted(questions, key=lambda q: q.id)
     ]
 
 
