@@ -238,16 +238,56 @@ def finish_assessment(
 # -- reads of the API ------------------------------------------------------------------
 
 
-def own_assessment(
-    session: Session, client_id: uuid.UUID, assessment_id: uuid.UUID
-) -> tuple[Assessment, User] | None:
-    """The assessment and its user, if ``client_id`` submitted it (else None: a 404)."""
-    row = session.execute(
-        select(Assessment, User)
-        .join(User, User.id == Assessment.user_id)
-        .where(Assessment.id == assessment_id, Assessment.client_id == client_id)
-    ).one_or_none()
-    return None if row is None else (row[0], row[1])
+@dataclass(frozen=True)
+class AssessmentRecord:
+    """An assessment and its user, as its submitter sees them."""
+
+    id: uuid.UUID
+    client_id: uuid.UUID | None
+    status: str
+    degraded: bool
+    role_id: uuid.UUID | None
+    metadata: dict[str, Any] | None
+    total_score: Decimal | None
+    skill_scores: dict[str, Any] | None
+    created_at: datetime
+    completed_at: datetime | None
+    user_id: uuid.UUID
+    external_id: str | None
+    email: str
+
+
+def assessment_record(
+    db: Session | Connection, assessment_id: uuid.UUID, *, client_id: uuid.UUID | None = None
+) -> AssessmentRecord | None:
+    """The assessment and its user; with ``client_id``, only if that client submitted it
+    (None otherwise: a 404, whether it does not exist or is someone else's)."""
+    a = Assessment
+    query = (
+        select(
+            a.id,
+            a.client_id,
+            a.status,
+            a.degraded,
+            a.role_id,
+            a.metadata_.label("metadata"),
+            a.total_score,
+            a.skill_scores,
+            a.created_at,
+            a.completed_at,
+            User.id.label("user_id"),
+            User.external_id,
+            User.email,
+        )
+        .join(User, User.id == a.user_id)
+        .where(a.id == assessment_id)
+    )
+    if client_id is not None:
+        query = query.where(a.client_id == client_id)
+    row = db.execute(query).one_or_none()
+    if row is None:
+        return None
+    return AssessmentRecord(**row._asdict())
 
 
 @dataclass(frozen=True)

@@ -22,31 +22,25 @@ from sqlalchemy.orm import Session
 
 from gradeflow.api.auth import SubmitterClient
 from gradeflow.api.errors import ApiError
-from gradeflow.api.schemas.assessments import (
-    AssessmentIn,
-    AssessmentOut,
-    Links,
-    QuestionScore,
-    Timings,
-    UserOut,
-)
+from gradeflow.api.schemas.assessments import AssessmentIn
 from gradeflow.api.schemas.errors import AUTHENTICATED, WITH_BODY, error_responses
 from gradeflow.api.transaction import TransactionDep
 from gradeflow.db.assessments import (
+    AssessmentRecord,
     NewAssessment,
     QuestionResult,
     active_questions,
     active_role,
+    assessment_record,
     insert_assessment,
-    own_assessment,
     question_results,
 )
 from gradeflow.db.idempotency import claim_key, store_response
-from gradeflow.db.schema import Assessment, Question, User
+from gradeflow.db.schema import Question
 from gradeflow.jobs.answers import InvalidAnswer, parse_answer
 from gradeflow.jobs.pipeline import scoring_jobs
-from gradeflow.jobs.results import FALLBACK_MODEL_PREFIX
 from gradeflow.jobs.rubrics import parse_rubric
+from gradeflow.jobs.views import AssessmentOut, assessment_view
 
 router = APIRouter(prefix="/v1/assessments", tags=["assessments"])
 
@@ -110,16 +104,22 @@ def submit_assessment(
             {snapshot_ids[q.id]: q.question_type for q in questions.values()},
         )
     )
-    assessment = Assessment(
+    assessment = AssessmentRecord(
         id=inserted.id,
+        client_id=client.id,
         status="awaiting_async",
         degraded=False,
         role_id=body.role_id,
-        metadata_=body.metadata,
+        metadata=body.metadata,
+        total_score=None,
+        skill_scores=None,
         created_at=inserted.created_at,
+        completed_at=None,
+        user_id=inserted.user_id,
+        external_id=body.user.external_id,
+        email=body.user.email,
     )
-    user = User(id=inserted.user_id, external_id=body.user.external_id, email=body.user.email)
-    out = assessment_out(assessment, user, unscored(list(questions.values()), snapshot_ids))
+    out = assessment_view(assessment, unscored(list(questions.values()), snapshot_ids))
     if idempotency_key is not None:
         store_response(session, client.id, idempotency_key, 202, out.model_dump(mode="json"))
     response.headers["Location"] = out.links.self
@@ -241,60 +241,7 @@ def get_assessment(
     assessment_id: uuid.UUID, client: SubmitterClient, transaction: TransactionDep
 ) -> AssessmentOut:
     """Status, per-question scores with explanations, total and skill scores, timings."""
-    found = own_assessment(transaction.session, client.id, assessment_id)
-    if found is None:
+    assessment = assessment_record(transaction.session, assessment_id, client_id=client.id)
+    if assessment is None:
         raise ApiError(404, "not_found", f"no assessment {assessment_id} of yours")
-    assessment, user = found
-    return assessment_out(assessment, user, question_results(transaction.session, assessment.id))
-
-
-def assessment_out(
-    assessment: Assessment, user: User, questions: Sequence[QuestionResult]
-) -> AssessmentOut:
-    link = f"/v1/assessments/{assessment.id}"
-    completed = assessment.completed_at
-    return AssessmentOut(
-        id=assessment.id,
-        status=assessment.status,
-        degraded=assessment.degraded,
-        role_id=assessment.role_id,
-        user=UserOut(id=user.id, external_id=user.external_id, email=user.email),
-        metadata=assessment.metadata_,
-        total_score=float(assessment.total_score) if assessment.total_score is not None else None,
-        skill_scores=assessment.skill_scores,
-        questions=[question_score(q) for q in questions],
-        timings=Timings(
-            submitted_at=assessment.created_at,
-            completed_at=completed,
-            duration_ms=(
-                round((completed - assessment.created_at).total_seconds() * 1000)
-                if completed
-                else None
-            ),
-        ),
-        links=Links(self=link, recommendations=f"{link}/recommendations"),
-    )
-
-
-def question_score(result: QuestionResult) -> QuestionScore:
-    payload = result.essay_payload or {}
-    return QuestionScore(
-        question_id=result.question_id,
-        snapshot_id=result.snapshot_id,
-        question_type=result.question_type,
-        version=result.version,
-        max_score=float(result.weight),
-        score=float(result.score) if result.score is not None else None,
-        graded_by=graded_by(result),
-        model=result.model,
-        explanation=result.explanation or payload.get("explanation"),
-        injection_suspected=bool(payload.get("injection_suspected", False)),
-    )
-
-
-def graded_by(result: QuestionResult) -> Any:
-    if result.score is None:
-        return None
-    if result.model is None:
-        return "rules"
-    return "fallback" if result.model.startswith(FALLBACK_MODEL_PREFIX) else "llm"
+    return assessment_view(assessment, question_results(transaction.session, assessment.id))

@@ -20,7 +20,7 @@ from gradeflow.api.schemas.recommendations import (
     TraceOut,
 )
 from gradeflow.api.transaction import TransactionDep
-from gradeflow.db.assessments import own_assessment
+from gradeflow.db.assessments import assessment_record
 from gradeflow.db.recommendations import (
     insert_feedback,
     items_of,
@@ -41,7 +41,7 @@ def get_recommendations(
 ) -> RecommendationsOut:
     """The credentials recommended after the assessment, best first (``pending`` until built)."""
     session = transaction.session
-    if own_assessment(session, client.id, assessment_id) is None:
+    if assessment_record(session, assessment_id, client_id=client.id) is None:
         raise ApiError(404, "not_found", f"no assessment {assessment_id} of yours")
     recommendation = recommendation_of(session, assessment_id)
     if recommendation is None:

@@ -1,13 +1,12 @@
-"""``/v1/assessments``: a submission, and the assessment as it is read back."""
+"""``POST /v1/assessments``: a submission (what it reads back is :mod:`gradeflow.jobs.views`)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator
+from pydantic import EmailStr, Field, StringConstraints, field_validator
 
 from gradeflow.jobs.rubrics import StrictModel
 
@@ -52,53 +51,3 @@ class AssessmentIn(StrictModel):
         if metadata is not None and len(json.dumps(metadata)) > MAX_METADATA_BYTES:
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA_BYTES} bytes")
         return metadata
-
-
-class Links(BaseModel):
-    self: str
-    recommendations: str
-
-
-class UserOut(BaseModel):
-    id: uuid.UUID
-    external_id: str | None
-    email: str
-
-
-class Timings(BaseModel):
-    submitted_at: datetime
-    completed_at: datetime | None
-    duration_ms: int | None = Field(description="From submission to completion.")
-
-
-class QuestionScore(BaseModel):
-    question_id: uuid.UUID
-    snapshot_id: uuid.UUID
-    question_type: str
-    version: str
-    max_score: float = Field(description="The question's weight.")
-    score: float | None = Field(description="Points earned; null until scored.")
-    graded_by: Literal["rules", "llm", "fallback"] | None = Field(
-        description="fallback: the offline essay scorer, used when no LLM could grade it."
-    )
-    model: str | None
-    explanation: str | None
-    injection_suspected: bool = Field(
-        default=False, description="Essays: the text looked like an attempt to steer the grader."
-    )
-
-
-class AssessmentOut(BaseModel):
-    id: uuid.UUID
-    status: Literal["awaiting_async", "completed", "failed"]
-    degraded: bool = Field(description="Some essay was graded by the offline fallback scorer.")
-    role_id: uuid.UUID
-    user: UserOut
-    metadata: dict[str, Any] | None
-    total_score: float | None = Field(
-        description="Percent of the graded questions' weight earned (0-100)."
-    )
-    skill_scores: dict[str, float] | None = Field(description="Per skill, 0-100.")
-    questions: list[QuestionScore]
-    timings: Timings
-    links: Links
