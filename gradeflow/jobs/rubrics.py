@@ -15,29 +15,83 @@ passes the choice ids in the validation context: ``{"choice_ids": [...]}``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 #: A skill's level (target or achieved): 0 (none) to 100 (full).
-SkillLevel = Annotated[float, Field(ge=0, le=100)]
+SkillLevel = Annotated[StrictFloat, Field(ge=0, le=100)]
 SkillName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 ChoiceId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
 class StrictModel(BaseModel):
-    """Unknown fields are refused: a typo must not silently drop part of a rubric."""
+    """Unknown fields are refused: a typo must not silently drop part of a rubric.
+
+    So is text PostgreSQL cannot store (anywhere in the input, free-form parts
+    included), each problem naming where it is.
+    """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        problems = [
+            InitErrorDetails(
+                type=PydanticCustomError("unstorable_text", reason), loc=path, input=None
+            )
+            for path, reason in unstorable_text(data)
+        ]
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return data
+
+
+def unstorable_text(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Where ``value`` holds a NUL character or an unpaired surrogate, and which.
+
+    A bad key is reported at its mapping, so the error never repeats the bad text.
+    """
+    if isinstance(value, str):
+        if reason := text_problem(value):
+            yield path, reason
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and (reason := text_problem(key)):
+                yield path, f"a key {reason}"
+            else:
+                yield from unstorable_text(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from unstorable_text(item, (*path, index))
+
+
+def text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate (\\ud800-\\udfff), which is not valid Unicode"
+    return None
 
 
 class Choice(StrictModel):
@@ -62,9 +116,9 @@ class MultipleChoiceRubric(StrictModel):
     """Right answers by choice id; a single-select question has exactly one."""
 
     correct: list[ChoiceId] = Field(min_length=1)
-    multi_select: bool = False
+    multi_select: StrictBool = False
     #: Points taken off per wrong choice selected (0: no negative marking).
-    negative_marking: float = Field(default=0, ge=0)
+    negative_marking: StrictFloat = Field(default=0, ge=0)
     skills: list[SkillName] = Field(default_factory=list)
 
     @field_validator("correct")
@@ -88,7 +142,7 @@ class MultipleChoiceRubric(StrictModel):
 
 
 class EssayLevel(StrictModel):
-    score: int = Field(ge=0, le=100)
+    score: StrictInt = Field(ge=0, le=100)
     descriptor: Text
 
 
@@ -121,8 +175,8 @@ class EssayRubric(StrictModel):
 class Scale(StrictModel):
     """A numeric answer between ``min`` and ``max``, mapped linearly onto 0-100."""
 
-    min: float
-    max: float
+    min: StrictFloat
+    max: StrictFloat
 
     @model_validator(mode="after")
     def _ordered(self) -> Scale:
@@ -144,7 +198,7 @@ class ProfileRubric(StrictModel):
         dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], SkillLevel] | None
     ) = Field(default=None, min_length=1)
     scale: Scale | None = None
-    multi_select: bool = False
+    multi_select: StrictBool = False
 
     @field_validator("mapping")
     @classmethod

@@ -3,6 +3,7 @@ validation, one transaction, snapshots, idempotency, tenant isolation, recommend
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -519,4 +520,49 @@ def test_another_clients_resources_are_404_and_other_roles_403(
     assert all(r.json()["error"]["code"] == "not_found" for r in reads)
     assert [r.status_code for r in wrong_role] == [403, 403]
     assert anonymous.status_code == 401
+    assert count(engine, "recommendation_feedback") == 0
+
+
+# -- found by the fuzz run (tests/e2e/test_api_fuzz.py) ------------------------------
+
+
+def test_text_postgres_cannot_store_is_422_naming_the_field_and_writes_nothing(
+    http: TestClient, engine: Engine, catalog: dict[str, str], submitter: dict[str, str]
+) -> None:
+    """NUL characters and unpaired surrogates used to reach PostgreSQL (or the encoder)
+    and answer 500."""
+    essay = {"question_id": catalog["essay"], "answer": "A b-tree\u0000 index"}
+    bodies = [
+        (submission(catalog, responses=[essay]), "responses[0].answer", "NUL"),
+        (submission(catalog, metadata={"k": ["\u0000"]}), "metadata.k[0]", "NUL"),
+        (submission(catalog, metadata={"\ud83dk": 1}), "metadata", "unpaired surrogate"),
+        (
+            submission(catalog, user={"external_id": "u\u0000", "email": "a@example.com"}),
+            "user.external_id",
+            "NUL",
+        ),
+    ]
+    headers = {**submitter, "Content-Type": "application/json"}
+    for body, field, reason in bodies:
+        response = http.post("/v1/assessments", content=json.dumps(body), headers=headers)
+
+        assert response.status_code == 422, response.text
+        details = response.json()["error"]["details"]
+        assert [d["field"] for d in details] == [field], details
+        assert reason in details[0]["reason"]
+    assert written(engine) == dict.fromkeys((*WRITTEN_TABLES, "async_jobs"), 0)
+
+
+def test_feedback_values_of_the_wrong_json_type_are_not_coerced(
+    http: TestClient, engine: Engine, catalog: dict[str, str], submitter: dict[str, str]
+) -> None:
+    """``"relevance": "5"`` used to be stored as 5: the spec says integer."""
+    created = http.post("/v1/assessments", json=submission(catalog), headers=submitter).json()
+    url = f"/v1/recommendations/{add_recommendation(engine, created['id'])}/feedback"
+
+    for relevance in ("5", True, 4.5):
+        response = http.post(url, json={"relevance": relevance}, headers=submitter)
+
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["details"][0]["field"] == "relevance"
     assert count(engine, "recommendation_feedback") == 0

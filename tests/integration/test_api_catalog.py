@@ -3,6 +3,7 @@ roles, versioned questions with checked rubrics, credentials in bulk with embed 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -454,3 +455,67 @@ def test_roles_matrix_of_the_catalog_routes(
         assert response.json()["error"]["code"] == code
     writes = 1 if method == "POST" and expected == 201 else 0
     assert scalar(engine, "SELECT count(*) FROM audit_logs") == audit_before + writes
+
+
+# -- found by the fuzz run (tests/e2e/test_api_fuzz.py) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/roles", role_body(active=0), "active"),
+        ("/v1/roles", role_body(active="true"), "active"),
+        ("/v1/roles", role_body(skills_profile={"sql": "80"}), "skills_profile.sql"),
+        ("/v1/credentials", [credential_body(active=0)], "[0].active"),
+        ("/v1/credentials", credential_body(active=1), "active"),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_not_coerced(
+    http: TestClient, admin: dict[str, str], engine: Engine, path: str, body: Any, field: str
+) -> None:
+    """Pydantic's lax mode used to store ``"active": 0`` as false: the spec says boolean."""
+    assert_invalid(http.post(path, json=body, headers=admin), field)
+    assert scalar(engine, "SELECT count(*) FROM role_catalog") == 0
+    assert scalar(engine, "SELECT count(*) FROM credential_catalog") == 0
+
+
+@pytest.mark.parametrize(
+    ("rubric", "field"),
+    [
+        ({"correct": ["a"], "multi_select": "false"}, "rubric.multi_select"),
+        ({"correct": ["a"], "negative_marking": "0.5"}, "rubric.negative_marking"),
+    ],
+)
+def test_rubric_values_of_the_wrong_json_type_are_not_coerced(
+    http: TestClient, admin: dict[str, str], role_id: str, rubric: Any, field: str
+) -> None:
+    body = multiple_choice_body(role_id, rubric=rubric)
+    assert_invalid(http.post("/v1/questions", json=body, headers=admin), field)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "reason"),
+    [
+        ("/v1/credentials", {"title": "ok", "metadata": {"\u0000k": 1}}, "metadata", "a key"),
+        ("/v1/credentials", [credential_body(), credential_body(title="a\u0000")], "[1].title",
+         "NUL"),
+        ("/v1/roles", role_body(description="x\u0000y"), "description", "NUL"),
+        ("/v1/roles", role_body(name="\ud800"), "name", "unpaired surrogate"),
+    ],
+)  # fmt: skip
+def test_text_postgres_cannot_store_is_422_not_500(
+    http: TestClient,
+    admin: dict[str, str],
+    engine: Engine,
+    path: str,
+    body: Any,
+    field: str,
+    reason: str,
+) -> None:
+    """NUL characters and unpaired surrogates are valid JSON but not storable: they used
+    to fail in PostgreSQL (or in encoding) and answer 500."""
+    content = json.dumps(body)  # ASCII: escapes the surrogate as JSON allows
+    headers = {**admin, "Content-Type": "application/json"}
+    assert_invalid(http.post(path, content=content, headers=headers), field, reason)
+    assert scalar(engine, "SELECT count(*) FROM role_catalog") == 0
+    assert scalar(engine, "SELECT count(*) FROM credential_catalog") == 0

@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     Field,
     RootModel,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
     ValidatorFunctionWrapHandler,
@@ -30,7 +31,7 @@ class CredentialIn(StrictModel):
     skills: list[SkillName] = Field(default_factory=list)
     provider: Annotated[str, StringConstraints(max_length=200)] | None = None
     metadata: dict[str, Any] | None = None
-    active: bool = True
+    active: StrictBool = True
 
     def to_new(self) -> NewCredential:
         return NewCredential(**self.model_dump())

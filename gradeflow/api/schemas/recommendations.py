@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictInt, StringConstraints
 
 from gradeflow.jobs.rubrics import StrictModel
 
@@ -38,7 +38,7 @@ class RecommendationsOut(BaseModel):
 
 
 class FeedbackIn(StrictModel):
-    relevance: int = Field(ge=1, le=5, description="1 (useless) to 5 (exactly right).")
+    relevance: StrictInt = Field(ge=1, le=5, description="1 (useless) to 5 (exactly right).")
     acceptance: Literal["accepted", "rejected", "undecided"] | None = None
     comments: Annotated[str, StringConstraints(max_length=4000)] | None = None
     submitted_by_role: Literal["student", "advisor", "admin"] = Field(

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from gradeflow.db.schema import RoleCatalog
 from gradeflow.jobs.rubrics import SkillLevel, SkillName, StrictModel
@@ -20,7 +20,7 @@ class RoleIn(StrictModel):
         description="Target level of each skill, from 0 (none) to 100 (full).",
         examples=[{"sql": 80, "python": 60}],
     )
-    active: bool = True
+    active: StrictBool = True
 
 
 class RoleOut(BaseModel):
