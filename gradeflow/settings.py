@@ -9,12 +9,31 @@ PostgreSQL, no ``REDIS_URL`` uses the local Redis or an embedded Valkey, no
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelPrice(BaseModel):
+    """What a model's tokens cost, and the day the figure was read off the price list."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    as_of: date
+
+
+#: OpenAI's list prices (USD per million tokens, standard tier) on the ``as_of`` day.
+LLM_PRICES = {
+    "gpt-4o-mini": ModelPrice(input_per_mtok=0.15, output_per_mtok=0.60, as_of=date(2025, 6, 1)),
+    "gpt-4o": ModelPrice(input_per_mtok=2.50, output_per_mtok=10.00, as_of=date(2025, 6, 1)),
+    "gpt-4.1-nano": ModelPrice(input_per_mtok=0.10, output_per_mtok=0.40, as_of=date(2025, 6, 1)),
+    "gpt-4.1-mini": ModelPrice(input_per_mtok=0.40, output_per_mtok=1.60, as_of=date(2025, 6, 1)),
+    "gpt-4.1": ModelPrice(input_per_mtok=2.00, output_per_mtok=8.00, as_of=date(2025, 6, 1)),
+}
 
 
 class Settings(BaseSettings):
@@ -35,14 +54,45 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     llm_model: str = "gpt-4o-mini"
+    #: Seconds one LLM request may take before it is abandoned (and the job retried).
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: USD per million tokens, per model (matched by the longest prefix of the model
+    #: the server reports); a model missing here gets no cost recorded.
+    llm_prices: dict[str, ModelPrice] = Field(default_factory=lambda: dict(LLM_PRICES))
     embeddings: Literal["openai", "local", "hash"] = "hash"
 
     # -- web process ----------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000
+    #: Processes of ``gradeflow api`` sharing the port (each one uses about one core).
+    api_workers: int = Field(default=1, ge=1)
     #: Largest request body the API reads (bytes); larger requests get 413.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     webhook_allow_private: bool = False
+
+    # -- webhooks -----------------------------------------------------------------
+    #: Accept ``http://`` webhook URLs (else only ``https://``); for local receivers.
+    webhook_allow_http: bool = False
+    #: Addresses (CIDRs) webhook URLs may resolve to even when private targets are refused.
+    webhook_allow_list: list[str] = Field(default_factory=list)
+    #: Seconds one delivery attempt may take (connect, send, and read the answer).
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    #: Delay before each attempt of an event (the first is usually 0); its length is
+    #: the number of attempts. A failing endpoint's retries wait in Postgres.
+    webhook_retry_schedule: list[float] = Field(
+        default_factory=lambda: [0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        min_length=1,
+    )
+    #: Jitter of each retry delay: +- this fraction.
+    webhook_retry_jitter: float = Field(default=0.2, ge=0, le=1)
+    #: Largest ``Retry-After`` (seconds) a receiver may ask for.
+    webhook_max_retry_after_seconds: float = Field(default=36000.0, ge=0)
+    #: After a secret rotation the old secret still signs for this long.
+    webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)
+    #: An endpoint failing without a single success for this long is disabled.
+    webhook_disable_after_hours: float = Field(default=24.0 * 5, gt=0)
+    #: Deliveries in flight to one endpoint at once; more wait in Postgres.
+    webhook_endpoint_in_flight: int = Field(default=4, ge=1)
 
     # -- job engine -----------------------------------------------------------
     #: How long a claimed job is owned by its worker before the rescuer may take it back.

@@ -17,10 +17,12 @@ from gradeflow.api.routes import (
     questions,
     recommendations,
     roles,
+    webhooks,
 )
 from gradeflow.api.services import Services
 from gradeflow.jobs.registry import load_job_types
-from gradeflow.settings import Settings
+from gradeflow.logs import configure_logging
+from gradeflow.settings import Settings, get_settings
 
 DESCRIPTION = """The intake API of gradeflow. Every endpoint but health needs
 `Authorization: Bearer <api key>` (keys come from `gradeflow clients create`).
@@ -48,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    modules = (health, roles, questions, credentials, assessments, recommendations)
+    modules = (health, roles, questions, credentials, assessments, recommendations, webhooks)
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router)
@@ -57,3 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
         r for router in routers for r in router.routes if isinstance(r, APIRoute)
     ]
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings of the environment (``gradeflow api``'s factory)."""
+    configure_logging()
+    return create_app(get_settings())

@@ -67,7 +67,7 @@ def store_response(
 def prune_keys(conn: Connection, older_than_hours: float) -> int:
     """Delete keys older than ``older_than_hours``; return how many."""
     result = conn.execute(
-        text("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => :h)"),
+        text("DELETE FROM idempotency_keys WHERE created_at < now() - :h * interval '1 hour'"),
         {"h": older_than_hours},
     )
     return result.rowcount

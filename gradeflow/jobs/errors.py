@@ -15,3 +15,16 @@ class Snooze(Exception):
         super().__init__(reason)
         self.seconds = max(0.0, seconds)
         self.reason = reason
+
+
+class RetryAfter(Exception):
+    """This attempt failed and the job's own schedule says when to try again: run
+    again after ``seconds``, spending the attempt (unlike :class:`Snooze`).
+
+    The job's retry policy still caps the attempts; only the delay is the job's.
+    """
+
+    def __init__(self, seconds: float, reason: str = "retry later") -> None:
+        super().__init__(reason)
+        self.seconds = max(0.0, seconds)
+        self.reason = reason

@@ -26,10 +26,18 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import Connection
 
-from gradeflow.db.assessments import Progress, finish_assessment, lock_progress, question_results
+from gradeflow.db.assessments import (
+    Progress,
+    assessment_record,
+    finish_assessment,
+    lock_progress,
+    question_results,
+)
 from gradeflow.jobs import states
 from gradeflow.jobs.registry import JobContext, NewJob
 from gradeflow.jobs.results import compute_result
+from gradeflow.jobs.views import assessment_view
+from gradeflow.jobs.webhooks import emit_event
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +132,7 @@ def take_step(
         ]
     if isinstance(step, Finish):
         result = compute_result(question_results(conn, assessment_id))
-        finish_assessment(
+        finished = finish_assessment(
             conn,
             assessment_id,
             status=step.status,
@@ -133,7 +141,24 @@ def take_step(
             skill_scores=result.skill_scores,
         )
         log.info("assessment finished", status=step.status, reason=step.reason)
+        if finished and progress.client_id is not None:
+            return announce(conn, assessment_id, progress.client_id)
     return []
+
+
+def announce(conn: Connection, assessment_id: uuid.UUID, client_id: uuid.UUID) -> list[NewJob]:
+    """``assessment.completed`` or ``assessment.failed`` to the client's endpoints, in the
+    transaction that finished the assessment; the data is what ``GET`` returns now."""
+    record = assessment_record(conn, assessment_id)
+    assert record is not None
+    view = assessment_view(record, question_results(conn, assessment_id))
+    return emit_event(
+        conn,
+        client_id,
+        f"assessment.{record.status}",
+        view.model_dump(mode="json"),
+        assessment_id=assessment_id,
+    )
 
 
 def advance_assessment(conn: Connection, assessment_id: uuid.UUID) -> list[NewJob]:

@@ -41,6 +41,9 @@ class JobContext:
     client_id: uuid.UUID | None
     engine: Engine
     follow_ups: list[NewJob] = field(default_factory=list)
+    #: For job types with ``rate_at_call``: take this attempt's per-minute slot now,
+    #: or raise :class:`~gradeflow.jobs.errors.Snooze` (no attempt spent).
+    take_rate_slot: Callable[[], None] = lambda: None
 
     def enqueue(self, job: NewJob) -> None:
         """Enqueue ``job`` when (and only if) this job succeeds."""
@@ -72,6 +75,10 @@ class JobType:
     concurrency: int | None = None
     #: At most this many attempts start per minute, across all workers (None: no limit).
     per_minute: int | None = None
+    #: Count the per-minute limit when the handler calls ``ctx.take_rate_slot()``, just
+    #: before the limited call, rather than when the attempt starts: a busy worker can
+    #: take seconds from start to call, and the limit is about the calls.
+    rate_at_call: bool = False
     #: What to do in the transaction that finishes a job (None: nothing).
     on_finish: FinishHook | None = None
 
@@ -96,7 +103,13 @@ def registered() -> list[JobType]:
 
 #: The modules whose import registers every job type of gradeflow. Workers import
 #: them to declare actors, the API and the CLI to route jobs to the right queue.
-JOB_MODULES = ("gradeflow.jobs.builtin", "gradeflow.jobs.rules")
+JOB_MODULES = (
+    "gradeflow.jobs.builtin",
+    "gradeflow.jobs.rules",
+    "gradeflow.jobs.essays",
+    "gradeflow.jobs.embeddings",
+    "gradeflow.jobs.webhooks",
+)
 
 
 def load_job_types(extra: Sequence[str] = ()) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gradeflow.jobs import states
-from gradeflow.jobs.errors import PermanentError, Snooze
+from gradeflow.jobs.errors import PermanentError, RetryAfter, Snooze
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,18 @@ def decide(
         return Decision(states.QUEUED, now + delay, refund_attempt=True, error=None)
     if isinstance(outcome.error, PermanentError) or attempt >= policy.max_attempts:
         return Decision(states.DEAD, error=error)
-    delay = timedelta(seconds=policy.backoff(attempt, rng))
+    delay = timedelta(seconds=retry_delay(outcome.error, attempt, policy, rng))
     return Decision(states.QUEUED, now + delay, error=error)
+
+
+def retry_delay(
+    error: BaseException, attempt: int, policy: RetryPolicy, rng: random.Random | None
+) -> float:
+    """Seconds until the next attempt: the job's own delay when it named one
+    (:class:`RetryAfter`), else the policy's backoff."""
+    if isinstance(error, RetryAfter):
+        return error.seconds
+    return policy.backoff(attempt, rng)
 
 
 def describe_error(

@@ -105,8 +105,8 @@ def question_score(result: QuestionResult) -> QuestionScore:
         score=float(result.score) if result.score is not None else None,
         graded_by=graded_by(result),
         model=result.model,
-        explanation=result.explanation or payload.get("explanation"),
-        injection_suspected=bool(payload.get("injection_suspected", False)),
+        explanation=result.explanation or essay_explanation(payload),
+        injection_suspected=bool(payload.get("injection", {}).get("suspected", False)),
     )
 
 
@@ -116,3 +116,17 @@ def graded_by(result: QuestionResult) -> Any:
     if result.model is None:
         return "rules"
     return "fallback" if result.model.startswith(FALLBACK_MODEL_PREFIX) else "llm"
+
+
+def essay_explanation(payload: dict[str, Any]) -> str | None:
+    """Each criterion's score and rationale, in words; who graded it when it was no LLM."""
+    criteria = payload.get("criteria")
+    if not criteria:
+        return None
+    parts = [
+        f"{c['name']}: {c['score']} of {c['maximum']}"
+        + (f" ({c['rationale'].rstrip('.')})" if c.get("rationale") else "")
+        for c in criteria
+    ]
+    grader = f"Graded by the {payload['label']}. " if payload.get("fallback") else ""
+    return grader + "; ".join(parts) + "."

@@ -24,15 +24,11 @@ server and Redis db 12, never the user's data.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import platform
-import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,32 +36,38 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psutil
 import redis
 import typer
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
-from gradeflow.db.engine import libpq_url, make_engine
+from gradeflow.db.engine import make_engine
 from gradeflow.jobs.registry import NewJob
+from gradeflow.ops.bench_support import (
+    BENCHMARKS_FILE,
+    BenchError,
+    Processes,
+    bench_database_url,
+    child_env,
+    gradeflow_argv,
+    machine,
+    redis_url_with_db,
+    wait_until,
+    write_section,
+)
 from gradeflow.ops.context import err, fail, stack
 from gradeflow.settings import Settings
 from gradeflow.workers.maintenance import EPOCH_KEY
-
-bench_app = typer.Typer(help="Benchmarks; figures go to BENCHMARKS.md.", no_args_is_help=True)
 
 #: The database the command benchmarks in, on the configured or embedded server.
 BENCH_DATABASE = "gradeflow_bench"
 #: The Redis logical database the command benchmarks in (flushed before each phase).
 BENCH_REDIS_DB = 12
 SECTION_HEADING = "## Job engine (`gradeflow bench jobs`)"
-BENCHMARKS_FILE = Path(__file__).resolve().parents[2] / "BENCHMARKS.md"
 
 #: Targets of the issue, on the reference 2-core machine.
 TARGET_RATIO = 0.5
@@ -79,106 +81,8 @@ LATENCY_LOAD = 0.5
 #: The recovery phase's jobs sleep this long: far longer than the measurement.
 RECOVERY_SLEEP_SECONDS = 600.0
 RECOVERY_TIMEOUT_SECONDS = 120.0
-POLL_SECONDS = 0.05
 
 Progress = Callable[[str], None]
-
-
-class BenchError(RuntimeError):
-    """A phase could not complete; the message says which and where the logs are."""
-
-
-# -- processes --------------------------------------------------------------------
-
-
-@dataclass
-class Processes:
-    """The benchmark's subprocesses, each in its own process group, always cleaned up."""
-
-    env: dict[str, str]
-    work_dir: Path
-    started: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-
-    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        log_path = self.work_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                list(argv),
-                env=self.env,
-                cwd=self.work_dir,  # no .env file of the user's is read
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.started.append((name, process))
-        return process
-
-    def stop(self, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-        """SIGTERM (a clean shutdown), then SIGKILL the whole group if it lingers."""
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout)
-        self.kill(process)
-
-    def kill(self, process: subprocess.Popen[bytes]) -> None:
-        """SIGKILL the process's whole group (what is left of it)."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(10)
-
-    def check_alive(self, *processes: subprocess.Popen[bytes]) -> None:
-        for name, process in self.started:
-            if process in processes and process.poll() is not None:
-                raise BenchError(
-                    f"{name} exited with code {process.returncode}; see {self.work_dir / name}.log"
-                )
-
-    def close(self) -> None:
-        for _, process in reversed(self.started):
-            self.stop(process, timeout=10.0)
-
-
-def gradeflow_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gradeflow", *args]
-
-
-def child_env(database_url: str, redis_url: str) -> dict[str, str]:
-    """The environment of every benchmark process: the bench services, engine defaults.
-
-    ``GRADEFLOW_*`` tuning from the caller's environment is dropped, so the figures
-    are those of the engine's defaults (lease, heartbeat, dispatch window).
-    """
-    from gradeflow.ops.bench_raw_actor import REDIS_URL_ENV
-
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("GRADEFLOW_", "OPENAI_")) and key != "BROKER_URL"
-    }
-    env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        PYTHONUNBUFFERED="1",
-        **{REDIS_URL_ENV: redis_url},
-    )
-    return env
-
-
-def wait_until(
-    condition: Callable[[], bool],
-    timeout: float,
-    what: str,
-    check: Callable[[], None] = lambda: None,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        check()
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(POLL_SECONDS)
 
 
 # -- the benchmark's core ------------------------------------------------------------
@@ -561,79 +465,7 @@ def recovery_phase(
 # -- where the command benchmarks ----------------------------------------------------
 
 
-def redis_url_with_db(url: str, db: int) -> str:
-    """``url`` pointing at logical database ``db``."""
-    parts = urlsplit(url)
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "db"])
-    path = parts.path if parts.scheme == "unix" else f"/{db}"
-    if parts.scheme == "unix":
-        query = urlencode([*parse_qsl(query), ("db", str(db))])
-    return urlunsplit((parts.scheme, parts.netloc, path, query, parts.fragment))
-
-
-def bench_database_url(server_url: str) -> str:
-    """Database ``gradeflow_bench`` on ``server_url``'s server, created and migrated."""
-    import psycopg
-    from psycopg import sql
-
-    from gradeflow.db.migrate import upgrade
-
-    url = make_url(libpq_url(server_url)).set(database=BENCH_DATABASE)
-    bench_url = url.render_as_string(hide_password=False)
-    try:
-        with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DATABASE,)
-            ).fetchone()
-            if not exists:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
-    except psycopg.Error as exc:
-        raise BenchError(
-            f"cannot create database {BENCH_DATABASE} next to DATABASE_URL's ({exc}); "
-            "the benchmark truncates its tables, so it never runs in yours"
-        ) from None
-    upgrade(bench_url)
-    return bench_url
-
-
 # -- the record -----------------------------------------------------------------------
-
-
-def machine(database_url: str, redis_url: str) -> dict[str, str]:
-    """What the figures were measured on."""
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = found.group(1).strip() if found else cpu
-    memory = "?"
-    with contextlib.suppress(OSError):
-        found = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
-        memory = f"{int(found.group(1)) / 1024 / 1024:.1f} GiB" if found else memory
-    engine = make_engine(database_url, pool_size=None)
-    try:
-        with engine.connect() as conn:
-            postgres = str(conn.execute(text("SHOW server_version")).scalar_one())
-    finally:
-        engine.dispose()
-    client = redis.Redis.from_url(redis_url)
-    try:
-        info = client.info("server")
-        broker = (
-            f"Valkey {info['valkey_version']}"
-            if "valkey_version" in info
-            else f"Redis {info.get('redis_version', '?')}"
-        )
-    finally:
-        client.close()
-    return {
-        "nproc": str(os.cpu_count()),
-        "memory": memory,
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "postgres": postgres.split()[0],
-        "broker": broker,
-        "host": socket.gethostname(),
-    }
 
 
 def section(result: dict[str, Any], box: dict[str, str], command: str, when: datetime) -> str:
@@ -697,23 +529,9 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
     )
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace this benchmark's section of ``path`` (or append it; create the file)."""
-    current = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = current.find(SECTION_HEADING)
-    if start < 0:
-        updated = current.rstrip("\n") + "\n\n" + body
-    else:
-        following = re.search(r"^## ", current[start + len(SECTION_HEADING) :], re.M)
-        end = len(current) if not following else start + len(SECTION_HEADING) + following.start()
-        updated = current[:start] + body + ("\n" + current[end:] if following else "")
-    path.write_text(updated)
-
-
 # -- the command ------------------------------------------------------------------------
 
 
-@bench_app.command("jobs")
 def jobs_command(
     jobs: Annotated[int, typer.Option(min=10, help="Jobs per throughput run.")] = 5000,
     processes: Annotated[int, typer.Option(min=1, help="Worker processes (both sides).")] = 1,
@@ -737,7 +555,7 @@ def jobs_command(
     when = datetime.now(UTC)
     with stack() as resolved:
         try:
-            database_url = bench_database_url(resolved.database_url)
+            database_url = bench_database_url(resolved.database_url, BENCH_DATABASE)
             redis_url = redis_url_with_db(resolved.redis_url, BENCH_REDIS_DB)
             result = run_jobs_benchmark(
                 database_url,
@@ -752,7 +570,7 @@ def jobs_command(
         except BenchError as exc:
             raise fail(str(exc)) from None
     if write:
-        write_section(BENCHMARKS_FILE, section(result, box, command, when))
+        write_section(BENCHMARKS_FILE, section(result, box, command, when), SECTION_HEADING)
         err.print(f"recorded in {BENCHMARKS_FILE}", highlight=False)
     if as_json:
         typer.echo(json.dumps({**result, "machine": box, "command": command}))

@@ -9,11 +9,18 @@ from typing import Annotated
 import typer
 
 from gradeflow.db.engine import libpq_url
-from gradeflow.ops.bench import bench_app
+from gradeflow.ops.bench import jobs_command
+from gradeflow.ops.bench_essays import essays_command
+from gradeflow.ops.bench_intake import intake_command
+from gradeflow.ops.bench_rag import rag_command
+from gradeflow.ops.bench_support import bench_app
+from gradeflow.ops.bench_webhooks import webhooks_command
+from gradeflow.ops.catalog_cli import catalog_app
 from gradeflow.ops.clients_cli import clients_app
 from gradeflow.ops.context import clear_errors, err, stack
 from gradeflow.ops.jobs_cli import jobs_app, scheduler, worker
 from gradeflow.ops.stack import database
+from gradeflow.ops.webhooks_cli import webhooks_app
 from gradeflow.settings import get_settings
 
 app = typer.Typer(
@@ -27,6 +34,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(bench_app, name="bench")
 app.add_typer(clients_app, name="clients")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(webhooks_app, name="webhooks")
+bench_app.command("jobs")(jobs_command)
+bench_app.command("rag")(rag_command)
+bench_app.command("intake")(intake_command)
+bench_app.command("essays")(essays_command)
+bench_app.command("webhooks")(webhooks_command)
 app.command()(worker)
 app.command()(scheduler)
 
@@ -60,20 +74,27 @@ def api(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Port to listen on [GRADEFLOW_PORT].")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Server processes sharing the port [GRADEFLOW_API_WORKERS]."),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn) on 127.0.0.1:8000 unless told otherwise."""
     import uvicorn
 
-    from gradeflow.api.app import create_app
     from gradeflow.logs import configure_logging
 
     configure_logging()
     with stack():
         settings = get_settings()
+        # Each server process builds its own app from the environment that stack()
+        # exported (the URLs of the services in use).
         uvicorn.run(
-            create_app(settings),
+            "gradeflow.api.app:app_from_environment",
+            factory=True,
             host=host or settings.host,
             port=port or settings.port,
+            workers=workers or settings.api_workers,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         )
 
@@ -103,7 +124,8 @@ def up(
 def demo(
     jobs: Annotated[int, typer.Option(min=1, max=100_000, help="How many jobs to run.")] = 500,
 ) -> None:
-    """Run the stack on embedded defaults, push a burst of jobs through it, show the result."""
+    """Run the stack on embedded defaults, push a burst of jobs and one assessment through
+    it (the real API, workers and scheduler), and show what happened."""
     from gradeflow.db.engine import make_engine
     from gradeflow.db.migrate import upgrade
     from gradeflow.jobs import builtin  # noqa: F401  (registers the no-op job type)

@@ -63,7 +63,7 @@ def execute(job_type_name: str, raw_job_id: str) -> None:
                 job_id=str(job.id), job_type=kind.name, assessment_id=str(job.assessment_id or "")
             ),
         ):
-            context = context_for(runtime, job)
+            context = context_for(runtime, kind, job)
             outcome = run_within_rate(runtime, kind, context)
             decision = decide(job.attempts, outcome, now(), policy_for(runtime, kind, job))
             write_decision(runtime, kind, context, job, decision)
@@ -120,8 +120,8 @@ def claim(runtime: Runtime, job_id: uuid.UUID) -> ClaimedJob | None:
         return claim_job(cursor, job_id, owner, runtime.settings.lease_seconds)
 
 
-def context_for(runtime: Runtime, job: ClaimedJob) -> JobContext:
-    return JobContext(
+def context_for(runtime: Runtime, kind: JobType, job: ClaimedJob) -> JobContext:
+    context = JobContext(
         job_id=job.id,
         job_type=job.job_type,
         attempt=job.attempts,
@@ -130,13 +130,26 @@ def context_for(runtime: Runtime, job: ClaimedJob) -> JobContext:
         client_id=job.client_id,
         engine=runtime.engine,
     )
+    if kind.rate_at_call:
+        context.take_rate_slot = lambda: take_rate_slot(runtime, kind)
+    return context
+
+
+def take_rate_slot(runtime: Runtime, kind: JobType) -> None:
+    """Count one call under the type's per-minute limit, or snooze the job (no attempt spent)."""
+    wait = runtime.gate.take_start(kind)
+    if wait is not None:
+        raise Snooze(wait, "per-minute limit reached")
 
 
 def run_within_rate(runtime: Runtime, kind: JobType, context: JobContext) -> Outcome:
-    """Run the job if its type's per-minute limit has room, else snooze it (no attempt spent)."""
-    wait = runtime.gate.take_start(kind)
-    if wait is not None:
-        return Failed(Snooze(wait, "per-minute limit reached"))
+    """Run the job if its type's per-minute limit has room, else snooze it (no attempt spent);
+    a type with ``rate_at_call`` takes its slot itself, right before its limited call."""
+    if not kind.rate_at_call:
+        try:
+            take_rate_slot(runtime, kind)
+        except Snooze as snooze:
+            return Failed(snooze)
     return run(kind, context)
 
 

@@ -121,3 +121,6 @@ def test_demo_pushes_jobs_through_real_processes(gradeflow_env: dict[str, str]) 
     result = run(["demo", "--jobs", "60"], gradeflow_env, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "succeeded" in result.stdout and "60" in result.stdout
+    # ... and one assessment graded through the real API, its essay offline.
+    assert "One assessment" in result.stdout
+    assert "status completed" in result.stdout and "degraded True" in result.stdout

@@ -1,0 +1,1 @@
+"""Fakes of the outside services gradeflow talks to, reachable over loopback."""

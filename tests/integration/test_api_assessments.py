@@ -19,6 +19,7 @@ from gradeflow.api.app import create_app
 from gradeflow.db.engine import transaction
 from gradeflow.db.schema import RagTrace, Recommendation, RecommendationItem
 from gradeflow.jobs.answers import MAX_ESSAY_CHARS
+from gradeflow.workers.maintenance import Pruner
 from tests.integration.api_helpers import (
     Key,
     add_client,
@@ -566,3 +567,19 @@ def test_feedback_values_of_the_wrong_json_type_are_not_coerced(
         assert response.status_code == 422, response.text
         assert response.json()["error"]["details"][0]["field"] == "relevance"
     assert count(engine, "recommendation_feedback") == 0
+
+
+def test_the_pruner_deletes_idempotency_keys_past_their_retention(
+    http: TestClient, engine: Engine, catalog: dict[str, str], submitter: dict[str, str]
+) -> None:
+    post_with_key(http, "old", submission(catalog), submitter)
+    post_with_key(http, "new", submission(catalog, metadata={"n": 2}), submitter)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE idempotency_keys SET created_at = now() - interval '49 hours'"
+                 " WHERE key = 'old'")
+        )  # fmt: skip
+
+    Pruner(engine, retention_hours=24 * 7, idempotency_hours=48.5).run_once()
+
+    assert [r["key"] for r in rows(engine, "SELECT key FROM idempotency_keys")] == ["new"]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gradeflow.ops.bench import SECTION_HEADING, run_jobs_benchmark, section, write_section
+from gradeflow.ops.bench import SECTION_HEADING, run_jobs_benchmark, section
+from gradeflow.ops.bench_support import write_section
 
 KEYS = (
     "raw_jobs_per_s",
@@ -53,8 +54,8 @@ def test_the_benchmark_measures_both_sides_latency_and_recovery(
     record = tmp_path / "BENCHMARKS.md"
     record.write_text("# Benchmarks\n\n## Other\n\nkept\n")
     body = section(result, box, "gradeflow bench jobs --jobs 200", datetime.now(UTC))
-    write_section(record, body)
-    write_section(record, body)  # a second run replaces its section
+    write_section(record, body, SECTION_HEADING)
+    write_section(record, body, SECTION_HEADING)  # a second run replaces its section
     text = record.read_text()
     assert text.count(SECTION_HEADING) == 1
     assert "## Other\n\nkept" in text

@@ -144,6 +144,45 @@ def test_per_minute_limit_holds_and_waiting_spends_no_attempt(
         assert postponed_by > timedelta(seconds=3), postponed_by
 
 
+def test_a_rate_at_call_type_counts_calls_not_starts(
+    prepared: Engine, broker: dramatiq.Broker, env: dict[str, str], tmp_path: Path
+) -> None:
+    engine = prepared
+    log = tmp_path / "procs.log"
+    jobs = [NewJob("test.rate_at_call", {"sleep": 0.2}) for _ in range(8)]
+    with running(worker_argv(threads=8), env, log), running(scheduler_argv(), env, log):
+        warm_up(engine, broker, log)
+        enqueue(engine, broker, jobs, WINDOW)
+        assert wait_for(
+            lambda: statuses(engine, "test.rate_at_call").get("succeeded") == 5, timeout=15
+        ), (statuses(engine, "test.rate_at_call"), log.read_text())
+        time.sleep(2)
+        with engine.connect() as conn:
+            calls = conn.execute(
+                text(
+                    "SELECT count(*) FROM test_job_effects JOIN async_jobs j ON j.id = job_id"
+                    " WHERE j.job_type = 'test.rate_at_call'"
+                )
+            ).scalar_one()
+            waiting = conn.execute(
+                text(
+                    "SELECT attempts FROM async_jobs"
+                    " WHERE job_type = 'test.rate_at_call' AND status = 'queued'"
+                )
+            ).scalars()
+            # Every job started (its work ran), but only five made their call; the other
+            # three were snoozed at the call, without spending an attempt.
+            started = conn.execute(
+                text(
+                    "SELECT count(DISTINCT job_id) FROM test_job_runs JOIN async_jobs j"
+                    " ON j.id = job_id WHERE j.job_type = 'test.rate_at_call'"
+                )
+            ).scalar_one()
+    assert calls == 5
+    assert list(waiting) == [0, 0, 0]
+    assert started == 8
+
+
 def test_concurrency_limit_holds_across_eight_threads(
     prepared: Engine, broker: dramatiq.Broker, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -100,11 +100,23 @@ def test_duplicate_rule_score_is_refused(session: Session) -> None:
         insert(session, statement, a=assessment_id, s=snapshot_id)
 
 
-def test_user_email_is_case_insensitively_unique(session: Session) -> None:
-    statement = "INSERT INTO users (id, email, role) VALUES (gen_random_uuid(), :e, 'student')"
-    insert(session, statement, e="Ada@Example.org")
-    with pytest.raises(IntegrityError, match="uq_users_email"):
-        insert(session, statement, e="ada@example.ORG")
+def test_user_email_is_case_insensitively_unique_within_a_client(session: Session) -> None:
+    clients = [uuid.uuid4(), uuid.uuid4()]
+    for client_id in clients:
+        insert(
+            session,
+            "INSERT INTO api_clients (id, name, role, key_hash, key_prefix)"
+            " VALUES (CAST(:id AS uuid), :id, 'submitter', :id, 'gf_x')",
+            id=str(client_id),
+        )
+    statement = (
+        "INSERT INTO users (id, client_id, email, role)"
+        " VALUES (gen_random_uuid(), :c, :e, 'student')"
+    )
+    insert(session, statement, c=clients[0], e="Ada@Example.org")
+    insert(session, statement, c=clients[1], e="ada@example.org")  # another app's user
+    with pytest.raises(IntegrityError, match="uq_users_client_id_email"):
+        insert(session, statement, c=clients[0], e="ada@example.ORG")
 
 
 def test_deleting_an_assessment_cascades_to_its_snapshots(session: Session) -> None:

@@ -76,6 +76,22 @@ register(JobType("test.always_fail", always_fail, queue="cpu", retry=FAST_RETRY)
 register(JobType("test.permanent_fail", permanent_fail, queue="cpu", retry=FAST_RETRY))
 register(JobType("test.snooze_once", snooze_once, queue="cpu", retry=FAST_RETRY))
 register(JobType("test.limited", effect, queue="cpu", retry=FAST_RETRY, per_minute=30))
+
+
+def call_at_rate(ctx: JobContext) -> None:
+    """Works ``payload.sleep`` seconds, then makes its one rate-limited "call" (the effect)."""
+    record_run(ctx)
+    time.sleep(float(ctx.payload.get("sleep", 0)))
+    ctx.take_rate_slot()
+    write_effect(ctx)
+
+
+register(
+    JobType(
+        "test.rate_at_call", call_at_rate, queue="cpu", retry=FAST_RETRY, per_minute=5,
+        rate_at_call=True,
+    )
+)  # fmt: skip
 register(JobType("test.concurrent", effect, queue="cpu", retry=FAST_RETRY, concurrency=2))
 
 

@@ -66,8 +66,9 @@ def running(
 def worker_argv(
     queues: Sequence[str] = ("cpu",), processes: int = 1, threads: int = 4
 ) -> list[str]:
+    each_queue = [arg for queue in queues for arg in ("--queues", queue)]
     return gradeflow_argv(
-        "worker", "--queues", *queues, "--processes", str(processes), "--threads", str(threads)
+        "worker", *each_queue, "--processes", str(processes), "--threads", str(threads)
     )
 
 

@@ -178,3 +178,20 @@ def test_long_messages_and_tracebacks_are_truncated() -> None:
     assert decision.error is not None
     assert len(str(decision.error["message"])) == 2000
     assert len(str(decision.error["traceback"])) <= 8000
+
+
+def test_retry_after_requeues_at_its_own_delay_spending_the_attempt() -> None:
+    from gradeflow.jobs.errors import RetryAfter
+
+    decision = decide(2, Failed(raised(RetryAfter(300.0, "503"))), NOW, POLICY, random.Random(1))
+    assert decision.status == states.QUEUED
+    assert delay_of(decision) == 300.0
+    assert decision.refund_attempt is False
+    assert decision.error is not None and decision.error["type"] == "RetryAfter"
+
+
+def test_retry_after_on_the_last_attempt_is_dead() -> None:
+    from gradeflow.jobs.errors import RetryAfter
+
+    decision = decide(30, Failed(raised(RetryAfter(5.0))), NOW, POLICY, random.Random(1))
+    assert decision.status == states.DEAD

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,9 +46,18 @@ class WebhookEndpoint(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+#: An event's delivery states: ``pending`` (an attempt is due or scheduled),
+#: ``delivered`` (a 2xx came back), ``failed`` (attempts used up, or the endpoint
+#: is disabled or gone; a redeliver or recover makes it ``pending`` again).
+WEBHOOK_EVENT_STATUSES = ("pending", "delivered", "failed")
+#: What started an attempt: the retry schedule, or an operator's redeliver/recover.
+WEBHOOK_ATTEMPT_TRIGGERS = ("scheduled", "manual")
+
+
 class WebhookEvent(Base):
     __tablename__ = "webhook_events"
     __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
         Index("idx_webhook_events_endpoint_status", "endpoint_id", "status"),
         Index("idx_webhook_events_assessment", "assessment_id"),
     )
@@ -60,7 +79,10 @@ class WebhookAttempt(Base):
     """One HTTP call for one event: what was sent back, how long it took. Addition."""
 
     __tablename__ = "webhook_attempts"
-    __table_args__ = (Index("idx_webhook_attempts_event", "event_id", "created_at"),)
+    __table_args__ = (
+        CheckConstraint("trigger IN ('scheduled', 'manual')", name="trigger"),
+        Index("idx_webhook_attempts_event", "event_id", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     event_id: Mapped[uuid.UUID] = mapped_column(
