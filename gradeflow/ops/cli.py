@@ -95,6 +95,9 @@ def api(
             host=host or settings.host,
             port=port or settings.port,
             workers=workers or settings.api_workers,
+            # One log line per request costs more than a submission's own Python work;
+            # errors are still logged.
+            access_log=False,
             timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         )
 
