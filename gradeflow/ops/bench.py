@@ -24,7 +24,6 @@ server and Redis db 12, never the user's data.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -48,7 +47,6 @@ from sqlalchemy import Engine, text
 from gradeflow.db.engine import make_engine
 from gradeflow.jobs.registry import NewJob
 from gradeflow.ops.bench_support import (
-    BENCHMARKS_FILE,
     BenchError,
     Processes,
     bench_database_url,
@@ -56,8 +54,8 @@ from gradeflow.ops.bench_support import (
     gradeflow_argv,
     machine,
     redis_url_with_db,
+    report,
     wait_until,
-    write_section,
 )
 from gradeflow.ops.context import err, fail, stack
 from gradeflow.settings import Settings
@@ -569,10 +567,5 @@ def jobs_command(
             box = machine(database_url, redis_url)
         except BenchError as exc:
             raise fail(str(exc)) from None
-    if write:
-        write_section(BENCHMARKS_FILE, section(result, box, command, when), SECTION_HEADING)
-        err.print(f"recorded in {BENCHMARKS_FILE}", highlight=False)
-    if as_json:
-        typer.echo(json.dumps({**result, "machine": box, "command": command}))
-        return
-    typer.echo(section(result, box, command, when))
+    body = section(result, box, command, when)
+    report(body, SECTION_HEADING, result, box, command, write=write, as_json=as_json)

@@ -46,7 +46,6 @@ from sqlalchemy import Engine, text
 
 from gradeflow.db.engine import make_engine
 from gradeflow.ops.bench_support import (
-    BENCHMARKS_FILE,
     BenchError,
     Processes,
     bench_database_url,
@@ -56,8 +55,8 @@ from gradeflow.ops.bench_support import (
     machine,
     percentile,
     redis_url_with_db,
+    report,
     wait_until,
-    write_section,
 )
 from gradeflow.ops.context import err, fail, stack
 from gradeflow.workers.maintenance import EPOCH_KEY
@@ -527,10 +526,5 @@ def essays_command(
             box = machine(database_url, redis_url)
         except (BenchError, subprocess.SubprocessError) as exc:
             raise fail(str(exc)) from None
-    if write:
-        write_section(BENCHMARKS_FILE, section(result, box, command, when), SECTION_HEADING)
-        err.print(f"recorded in {BENCHMARKS_FILE}", highlight=False)
-    if as_json:
-        typer.echo(json.dumps({**result, "machine": box, "command": command}))
-        return
-    typer.echo(section(result, box, command, when))
+    body = section(result, box, command, when)
+    report(body, SECTION_HEADING, result, box, command, write=write, as_json=as_json)

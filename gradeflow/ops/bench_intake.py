@@ -48,7 +48,6 @@ from gradeflow.db.catalog import NewQuestion, insert_question, insert_role
 from gradeflow.db.clients import insert_client
 from gradeflow.db.engine import make_engine, transaction
 from gradeflow.ops.bench_support import (
-    BENCHMARKS_FILE,
     BenchError,
     Processes,
     bench_database_url,
@@ -58,8 +57,8 @@ from gradeflow.ops.bench_support import (
     machine,
     percentile,
     redis_url_with_db,
+    report,
     wait_until,
-    write_section,
 )
 from gradeflow.ops.context import err, fail, stack
 
@@ -400,10 +399,4 @@ def intake_command(
         except BenchError as exc:
             raise fail(str(exc)) from None
     body = section(result, box, command, when)
-    if write:
-        write_section(BENCHMARKS_FILE, body, SECTION_HEADING)
-        err.print(f"recorded in {BENCHMARKS_FILE}", highlight=False)
-    if as_json:
-        typer.echo(json.dumps({**result, "machine": box, "command": command}))
-        return
-    typer.echo(body)
+    report(body, SECTION_HEADING, result, box, command, write=write, as_json=as_json)

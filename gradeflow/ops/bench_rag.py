@@ -24,7 +24,6 @@ one, whose catalog tables it empties: never in yours.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shlex
@@ -50,11 +49,10 @@ from gradeflow.db.embeddings import (
 from gradeflow.db.engine import libpq_url, make_engine
 from gradeflow.db.schema.catalog import EMBEDDING_DIMENSIONS
 from gradeflow.ops.bench_support import (
-    BENCHMARKS_FILE,
     BenchError,
     bench_database_url,
     percentile,
-    write_section,
+    report,
 )
 from gradeflow.ops.bench_support import machine as describe_machine
 from gradeflow.ops.context import err, fail, stack
@@ -528,10 +526,5 @@ def rag_command(
     else:
         result.update(embed_sentences_per_s=None, baseline_sentences_per_s=None, embed_ratio=None)
     result["load_avg_end"] = round(os.getloadavg()[0], 2)
-    if write:
-        write_section(BENCHMARKS_FILE, section(result, box, command, when), SECTION_HEADING)
-        err.print(f"recorded in {BENCHMARKS_FILE}", highlight=False)
-    if as_json:
-        typer.echo(json.dumps({**result, "machine": box, "command": command}))
-        return
-    typer.echo(section(result, box, command, when))
+    body = section(result, box, command, when)
+    report(body, SECTION_HEADING, result, box, command, write=write, as_json=as_json)

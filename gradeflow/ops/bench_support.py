@@ -4,6 +4,7 @@ the machine's description, and its section of BENCHMARKS.md."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import re
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -219,3 +221,24 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     """The ``fraction`` quantile of ``values`` (nearest rank; 0 for none)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def report(
+    body: str,
+    heading: str,
+    result: dict[str, Any],
+    box: dict[str, str],
+    command: str,
+    *,
+    write: bool,
+    as_json: bool,
+) -> None:
+    """Record ``body`` as the ``heading`` section of BENCHMARKS.md (with ``write``), then
+    print it, or with ``as_json`` one JSON object of the figures on the last line."""
+    if write:
+        write_section(BENCHMARKS_FILE, body, heading)
+        typer.echo(f"recorded in {BENCHMARKS_FILE}", err=True)
+    if as_json:
+        typer.echo(json.dumps({**result, "machine": box, "command": command}))
+    else:
+        typer.echo(body)

@@ -16,7 +16,6 @@ Redis db 15 (flushed).
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -43,7 +42,6 @@ from gradeflow.jobs.enqueue import insert_new_jobs
 from gradeflow.jobs.webhooks import emit_event
 from gradeflow.jobs.webhooks.signing import new_secret
 from gradeflow.ops.bench_support import (
-    BENCHMARKS_FILE,
     BenchError,
     Processes,
     bench_database_url,
@@ -51,8 +49,8 @@ from gradeflow.ops.bench_support import (
     gradeflow_argv,
     machine,
     redis_url_with_db,
+    report,
     wait_until,
-    write_section,
 )
 from gradeflow.ops.context import err, fail, stack
 from gradeflow.settings import Settings
@@ -315,10 +313,5 @@ def webhooks_command(
             box = machine(database_url, redis_url)
         except BenchError as exc:
             raise fail(str(exc)) from None
-    if write:
-        write_section(BENCHMARKS_FILE, section(result, box, command, when), SECTION_HEADING)
-        err.print(f"recorded in {BENCHMARKS_FILE}", highlight=False)
-    if as_json:
-        typer.echo(json.dumps({**result, "machine": box, "command": command}))
-        return
-    typer.echo(section(result, box, command, when))
+    body = section(result, box, command, when)
+    report(body, SECTION_HEADING, result, box, command, write=write, as_json=as_json)
