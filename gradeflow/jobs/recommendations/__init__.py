@@ -1,0 +1,1 @@
+"""Credential recommendations: skill gaps → retrieval over pgvector → ranking → rationale."""
