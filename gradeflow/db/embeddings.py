@@ -157,6 +157,8 @@ class Neighbour:
     credential_id: uuid.UUID
     #: Cosine similarity in [-1, 1]: 1 - pgvector's cosine distance.
     similarity: float
+    #: The ``embedding_artifacts`` row that matched (what a RAG trace points at).
+    artifact_id: uuid.UUID
 
 
 #: Top-k over the HNSW index, filtered to active credentials of one provider. With
@@ -166,14 +168,14 @@ class Neighbour:
 _NEAREST = text(
     """
     WITH candidates AS MATERIALIZED (
-        SELECT a.entity_id, a.vector <=> CAST(:query AS vector) AS distance
+        SELECT a.id, a.entity_id, a.vector <=> CAST(:query AS vector) AS distance
         FROM embedding_artifacts AS a
         JOIN credential_catalog AS c ON c.id = a.entity_id
         WHERE a.provider = :provider AND a.entity_type = 'credential' AND c.active
         ORDER BY a.vector <=> CAST(:query AS vector)
         LIMIT :k
     )
-    SELECT entity_id, distance FROM candidates ORDER BY distance, entity_id
+    SELECT id, entity_id, distance FROM candidates ORDER BY distance, entity_id
     """
 )
 
@@ -195,7 +197,10 @@ def nearest_credentials(
     rows = conn.execute(
         _NEAREST, {"query": vector_literal(vector), "provider": provider, "k": k}
     ).all()
-    return [Neighbour(entity_id, 1.0 - float(distance)) for entity_id, distance in rows]
+    return [
+        Neighbour(entity_id, 1.0 - float(distance), artifact_id)
+        for artifact_id, entity_id, distance in rows
+    ]
 
 
 def explain_nearest(

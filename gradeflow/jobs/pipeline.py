@@ -4,9 +4,14 @@
 intake ─► score_rules (every multiple-choice and profile answer)
         + score_essay x each essay (LLM; the offline scorer when none is configured)
 all terminal ─► score_essay_offline x each essay still unscored (its LLM job died)
-all terminal ─► finalize: completed (degraded when an essay was graded offline),
-                or failed when rule scoring died
+all terminal ─► build_recommendations (the recommendation row starts ``pending``)
+its end      ─► finalize: completed (degraded when an essay was graded offline),
+                or failed when rule scoring died (no recommendation is built)
 ```
+
+The recommendation is part of the result: the assessment completes only after
+its ``build_recommendations`` job ends, ready or failed, and ``assessment.completed``
+carries it.
 
 Every scoring job's ``on_finish`` hook calls :func:`advance` in the transaction
 that finishes it; the hook locks the assessment row first, so of two jobs
@@ -20,6 +25,7 @@ Decide, then write: :func:`next_step` is pure; :func:`take_step` writes it.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +39,11 @@ from gradeflow.db.assessments import (
     lock_progress,
     question_results,
 )
+from gradeflow.db.recommendations import (
+    create_pending_recommendation,
+    fail_recommendation,
+    recommendation_record,
+)
 from gradeflow.jobs import states
 from gradeflow.jobs.registry import JobContext, NewJob
 from gradeflow.jobs.results import compute_result
@@ -44,6 +55,11 @@ log = structlog.get_logger(__name__)
 SCORE_RULES = "score_rules"
 SCORE_ESSAY = "score_essay"
 SCORE_ESSAY_OFFLINE = "score_essay_offline"
+BUILD_RECOMMENDATIONS = "build_recommendations"
+#: The job types whose ends move an assessment along (its webhook deliveries do not).
+PIPELINE_JOB_TYPES = frozenset(
+    {SCORE_RULES, SCORE_ESSAY, SCORE_ESSAY_OFFLINE, BUILD_RECOMMENDATIONS}
+)
 #: Question types scored by rules (one ``score_rules`` job for all of them).
 RULE_QUESTION_TYPES = ("multiple_choice", "profile")
 UNFINISHED = (states.QUEUED, states.RUNNING)
@@ -97,17 +113,22 @@ class GradeOffline:
 
 
 @dataclass(frozen=True)
+class Recommend:
+    """Every answer is scored: build the recommendation."""
+
+
+@dataclass(frozen=True)
 class Finish:
     status: str
     reason: str
 
 
-Step = Wait | GradeOffline | Finish
+Step = Wait | GradeOffline | Recommend | Finish
 
 
 def next_step(progress: Progress) -> Step:
     """What the assessment needs next, from its progress alone."""
-    jobs = progress.jobs
+    jobs = Counter({key: n for key, n in progress.jobs.items() if key[0] in PIPELINE_JOB_TYPES})
     if progress.status != "awaiting_async" or any(s in UNFINISHED for _, s in jobs):
         return Wait()
     rule_jobs = sum(n for (kind, _), n in jobs.items() if kind == SCORE_RULES)
@@ -117,7 +138,9 @@ def next_step(progress: Progress) -> Step:
         if any(kind == SCORE_ESSAY_OFFLINE for kind, _ in jobs):
             return Finish("failed", "the offline essay scorer did not succeed")
         return GradeOffline(progress.unscored_essays)
-    return Finish("completed", "every answer is scored")
+    if not any(kind == BUILD_RECOMMENDATIONS for kind, _ in jobs):
+        return Recommend()
+    return Finish("completed", "every answer is scored and the recommendation stage ended")
 
 
 def take_step(
@@ -130,7 +153,22 @@ def take_step(
             essay_job(SCORE_ESSAY_OFFLINE, assessment_id, progress.client_id, snapshot_id)
             for snapshot_id in step.snapshot_ids
         ]
+    if isinstance(step, Recommend):
+        create_pending_recommendation(conn, assessment_id)
+        return [
+            NewJob(
+                BUILD_RECOMMENDATIONS,
+                payload={"assessment_id": str(assessment_id)},
+                assessment_id=assessment_id,
+                client_id=progress.client_id,
+                dedup_key=str(assessment_id),
+            )
+        ]
     if isinstance(step, Finish):
+        # A recommendation still pending now never will be built (its job was
+        # cancelled, or the assessment failed before the stage): say so.
+        create_pending_recommendation(conn, assessment_id)
+        fail_recommendation(conn, assessment_id, f"not built: {step.reason}")
         result = compute_result(question_results(conn, assessment_id))
         finished = finish_assessment(
             conn,
@@ -140,6 +178,7 @@ def take_step(
             total_score=result.total_score,
             skill_scores=result.skill_scores,
         )
+        if finished:
         log.info("assessment finished", status=step.status, reason=step.reason)
         if finished and progress.client_id is not None:
             return announce(conn, assessment_id, progress.client_id)
@@ -151,7 +190,9 @@ def announce(conn: Connection, assessment_id: uuid.UUID, client_id: uuid.UUID) -
     transaction that finished the assessment; the data is what ``GET`` returns now."""
     record = assessment_record(conn, assessment_id)
     assert record is not None
-    view = assessment_view(record, question_results(conn, assessment_id))
+    view = assessment_view(
+        record, question_results(conn, assessment_id), recommendation_record(conn, assessment_id)
+    )
     return emit_event(
         conn,
         client_id,

@@ -109,6 +109,7 @@ JOB_MODULES = (
     "gradeflow.jobs.essays",
     "gradeflow.jobs.embeddings",
     "gradeflow.jobs.webhooks",
+    "gradeflow.jobs.recommendations",
 )
 
 

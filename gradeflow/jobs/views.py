@@ -1,5 +1,6 @@
-"""What a submitter sees of an assessment: the body of ``GET /v1/assessments/{id}``,
-and the ``data`` of its webhook events (built once, when the event is emitted)."""
+"""What a submitter sees of an assessment and its recommendations: the bodies of
+``GET /v1/assessments/{id}`` and ``GET /v1/assessments/{id}/recommendations``, and the
+``data`` of their webhook events (built once, when the event is emitted)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from gradeflow.db.assessments import AssessmentRecord, QuestionResult
+from gradeflow.db.recommendations import ItemRecord, RecommendationRecord
 from gradeflow.jobs.results import FALLBACK_MODEL_PREFIX
 
 
@@ -48,6 +50,77 @@ class QuestionScore(BaseModel):
     )
 
 
+class TraceOut(BaseModel):
+    id: uuid.UUID
+    source_uri: str
+    snippet: str
+    similarity: float = Field(description="Cosine similarity of the query and the passage.")
+
+
+class ItemOut(BaseModel):
+    credential_id: uuid.UUID | None
+    title: str
+    confidence: float = Field(description="0-1; the README explains how it is computed.")
+    rationale: str | None
+    position: int
+    traces: list[TraceOut] = Field(description="The retrieved passages this item rests on.")
+
+
+class RecommendationsOut(BaseModel):
+    id: uuid.UUID | None = Field(description="Null until the recommendation stage starts.")
+    assessment_id: uuid.UUID
+    status: Literal["pending", "ready", "failed"]
+    degraded: bool = Field(description="Ranked and explained without an LLM.")
+    summary: str | None
+    generated_at: datetime | None
+    items: list[ItemOut]
+
+
+def recommendations_view(
+    assessment_id: uuid.UUID, record: RecommendationRecord | None
+) -> RecommendationsOut:
+    """The recommendation as its submitter sees it (``pending`` before the stage starts)."""
+    if record is None:
+        return RecommendationsOut(
+            id=None,
+            assessment_id=assessment_id,
+            status="pending",
+            degraded=False,
+            summary=None,
+            generated_at=None,
+            items=[],
+        )
+    return RecommendationsOut(
+        id=record.id,
+        assessment_id=assessment_id,
+        status=record.status,
+        degraded=record.degraded,
+        summary=record.summary,
+        generated_at=record.generated_at,
+        items=[item_view(item, record) for item in record.items],
+    )
+
+
+def item_view(item: ItemRecord, record: RecommendationRecord) -> ItemOut:
+    return ItemOut(
+        credential_id=item.credential_id,
+        title=item.title,
+        confidence=float(item.confidence),
+        rationale=item.rationale,
+        position=item.position,
+        traces=[
+            TraceOut(
+                id=trace.id,
+                source_uri=trace.source_uri,
+                snippet=trace.snippet,
+                similarity=float(trace.similarity),
+            )
+            for trace_id in item.source_trace_ids
+            if (trace := record.traces.get(trace_id)) is not None
+        ],
+    )
+
+
 class AssessmentOut(BaseModel):
     id: uuid.UUID
     status: Literal["awaiting_async", "completed", "failed"]
@@ -60,12 +133,17 @@ class AssessmentOut(BaseModel):
     )
     skill_scores: dict[str, float] | None = Field(description="Per skill, 0-100.")
     questions: list[QuestionScore]
+    recommendations: RecommendationsOut = Field(
+        description="The credentials recommended next; part of the result once completed."
+    )
     timings: Timings
     links: Links
 
 
 def assessment_view(
-    assessment: AssessmentRecord, questions: Sequence[QuestionResult]
+    assessment: AssessmentRecord,
+    questions: Sequence[QuestionResult],
+    recommendation: RecommendationRecord | None,
 ) -> AssessmentOut:
     link = f"/v1/assessments/{assessment.id}"
     completed = assessment.completed_at
@@ -81,6 +159,7 @@ def assessment_view(
         total_score=float(assessment.total_score) if assessment.total_score is not None else None,
         skill_scores=assessment.skill_scores,
         questions=[question_score(q) for q in questions],
+        recommendations=recommendations_view(assessment.id, recommendation),
         timings=Timings(
             submitted_at=assessment.created_at,
             completed_at=completed,

@@ -54,16 +54,20 @@ return math.max(1, tonumber(oldest[2]) + window - now)
 class Limits:
     concurrency: int | None
     per_minute: int | None
+    #: The Redis keys' suffix: job types sharing it share the limits.
+    scope: str
 
 
 def limits_for(job_type: JobType, settings: Settings) -> Limits:
-    """A job type's own limits; the ``llm`` queue's come from settings unless it sets them."""
-    if job_type.queue == "llm":
-        return Limits(
-            job_type.concurrency or settings.llm_concurrency,
-            job_type.per_minute or settings.llm_requests_per_minute,
-        )
-    return Limits(job_type.concurrency, job_type.per_minute)
+    """A job type's own limits, or the ``llm`` queue's for the job types on it.
+
+    Every job type on the ``llm`` queue calls the same model provider, whose limits
+    count requests from all of them: they share one budget (from settings, unless
+    the job type sets its own, which then is its alone).
+    """
+    if job_type.queue == "llm" and job_type.concurrency is None and job_type.per_minute is None:
+        return Limits(settings.llm_concurrency, settings.llm_requests_per_minute, "queue:llm")
+    return Limits(job_type.concurrency, job_type.per_minute, job_type.name)
 
 
 class Gate:
@@ -77,13 +81,14 @@ class Gate:
     @contextmanager
     def running_slot(self, job_type: JobType) -> Iterator[float | None]:
         """Yield ``None`` with a concurrency slot held for the block, else seconds to wait."""
-        limit = limits_for(job_type, self.settings).concurrency
+        limits = limits_for(job_type, self.settings)
+        limit = limits.concurrency
         if not limit:
             yield None
             return
         limiter = ConcurrentRateLimiter(
             self.backend,
-            f"gradeflow:concurrency:{job_type.name}",
+            f"gradeflow:concurrency:{limits.scope}",
             limit=limit,
             ttl=int((job_type.time_limit_seconds + 60) * 1000),
         )
@@ -93,12 +98,13 @@ class Gate:
     def take_start(self, job_type: JobType) -> float | None:
         """Record one start under the per-minute limit: ``None`` if admitted, else seconds
         until a slot frees up."""
-        limit = limits_for(job_type, self.settings).per_minute
+        limits = limits_for(job_type, self.settings)
+        limit = limits.per_minute
         if not limit:
             return None
         wait_ms = int(
             self._sliding_log(
-                keys=[f"gradeflow:starts:{job_type.name}"],
+                keys=[f"gradeflow:starts:{limits.scope}"],
                 args=[limit, WINDOW_MILLISECONDS, uuid.uuid4().hex],
             )
         )

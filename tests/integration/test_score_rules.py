@@ -108,6 +108,11 @@ def enqueue_again(engine: Engine, redis_url: str, submitted: Submitted, key: str
     send_messages(build_broker(Settings(redis_url=redis_url)), inserted.messages)
 
 
+#: Rule scoring runs on ``cpu``; the recommendation stage that completes the assessment
+#: on ``llm``.
+PIPELINE_WORKER = worker_argv(("cpu", "llm"))
+
+
 def assessment(engine: Engine, assessment_id: uuid.UUID) -> dict[str, Any]:
     with engine.connect() as conn:
         row = conn.execute(
@@ -140,7 +145,10 @@ def job_statuses(engine: Engine, assessment_id: uuid.UUID) -> list[str]:
     with engine.connect() as conn:
         return list(
             conn.execute(
-                text("SELECT status FROM async_jobs WHERE assessment_id = :id ORDER BY status"),
+                text(
+                    "SELECT status FROM async_jobs WHERE assessment_id = :id"
+                    " AND job_type = 'score_rules' ORDER BY status"
+                ),
                 {"id": assessment_id},
             ).scalars()
         )
@@ -152,7 +160,7 @@ def test_a_worker_scores_every_rule_question_and_completes_the_assessment(
     submitted = submit(engine, redis_url, RULE_QUESTIONS)
     log = tmp_path / "worker.log"
 
-    with running(worker_argv(), gradeflow_env, log):
+    with running(PIPELINE_WORKER, gradeflow_env, log):
         assert wait_for(lambda: status_of(engine, submitted.assessment_id) != "awaiting_async",
                         timeout=60), log.read_text()  # fmt: skip
 
@@ -191,7 +199,7 @@ def test_scoring_again_rewrites_the_same_rows(
     submitted = submit(engine, redis_url, RULE_QUESTIONS)
     log = tmp_path / "worker.log"
 
-    with running(worker_argv(), gradeflow_env, log):
+    with running(PIPELINE_WORKER, gradeflow_env, log):
         assert wait_for(lambda: status_of(engine, submitted.assessment_id) == "completed",
                         timeout=60), log.read_text()  # fmt: skip
         first_scores = rule_scores(engine, submitted.assessment_id)
@@ -230,7 +238,7 @@ def test_an_unscorable_rubric_kills_the_job_and_fails_the_assessment(
     submitted = submit(engine, redis_url, (SQL_SINGLE, corrupt))
     log = tmp_path / "worker.log"
 
-    with running(worker_argv(), gradeflow_env, log):
+    with running(PIPELINE_WORKER, gradeflow_env, log):
         assert wait_for(lambda: status_of(engine, submitted.assessment_id) != "awaiting_async",
                         timeout=60), log.read_text()  # fmt: skip
 
@@ -264,10 +272,9 @@ def test_two_rule_jobs_finishing_together_complete_the_assessment(
         enqueue_again(engine, redis_url, one, "twin")
     log = tmp_path / "worker.log"
 
-    with running(worker_argv(processes=2, threads=4), gradeflow_env, log):
+    with running(worker_argv(("cpu", "llm"), processes=2, threads=4), gradeflow_env, log):
         assert wait_for(
-            lambda: all(job_statuses(engine, s.assessment_id) == ["succeeded"] * 2
-                        for s in submitted),
+            lambda: all(status_of(engine, s.assessment_id) == "completed" for s in submitted),
             timeout=120,
         ), log.read_text()  # fmt: skip
 
@@ -275,4 +282,5 @@ def test_two_rule_jobs_finishing_together_complete_the_assessment(
     for one in submitted:
         result = assessment(engine, one.assessment_id)
         assert (result["status"], result["total_score"]) == ("completed", Decimal("71.43"))
+        assert job_statuses(engine, one.assessment_id) == ["succeeded"] * 2
         assert len(rule_scores(engine, one.assessment_id)) == len(RULE_QUESTIONS)

@@ -11,11 +11,13 @@ import pytest
 
 from gradeflow.db.assessments import Progress, QuestionResult
 from gradeflow.jobs.pipeline import (
+    BUILD_RECOMMENDATIONS,
     SCORE_ESSAY,
     SCORE_ESSAY_OFFLINE,
     SCORE_RULES,
     Finish,
     GradeOffline,
+    Recommend,
     Wait,
     next_step,
     scoring_jobs,
@@ -23,6 +25,7 @@ from gradeflow.jobs.pipeline import (
 from gradeflow.jobs.results import compute_result
 
 ESSAY = uuid.uuid4()
+DONE = Finish("completed", "every answer is scored and the recommendation stage ended")
 
 
 def progress(
@@ -41,7 +44,14 @@ def progress(
     [
         ({(SCORE_RULES, "running"): 1}, [], Wait()),
         ({(SCORE_RULES, "succeeded"): 1, (SCORE_ESSAY, "queued"): 1}, [ESSAY], Wait()),
-        ({(SCORE_RULES, "succeeded"): 1}, [], Finish("completed", "every answer is scored")),
+        ({(SCORE_RULES, "succeeded"): 1}, [], Recommend()),
+        ({(SCORE_RULES, "succeeded"): 1, (BUILD_RECOMMENDATIONS, "running"): 1}, [], Wait()),
+        ({(SCORE_RULES, "succeeded"): 1, (BUILD_RECOMMENDATIONS, "succeeded"): 1}, [], DONE),
+        # A dead recommendation stage still completes the assessment: its scores stand.
+        ({(SCORE_RULES, "succeeded"): 1, (BUILD_RECOMMENDATIONS, "dead"): 1}, [], DONE),
+        # Webhook deliveries of the assessment are not part of its pipeline.
+        ({(SCORE_RULES, "succeeded"): 1, (BUILD_RECOMMENDATIONS, "succeeded"): 1,
+          ("deliver_webhook", "queued"): 1}, [], DONE),  # fmt: skip
         ({(SCORE_RULES, "dead"): 1}, [], Finish("failed", "rule scoring did not succeed")),
         ({(SCORE_RULES, "cancelled"): 1}, [], Finish("failed", "rule scoring did not succeed")),
         ({(SCORE_ESSAY, "dead"): 1}, [ESSAY], GradeOffline([ESSAY])),
@@ -54,7 +64,7 @@ def progress(
         (
             {(SCORE_ESSAY, "dead"): 1, (SCORE_ESSAY_OFFLINE, "succeeded"): 1},
             [],
-            Finish("completed", "every answer is scored"),
+            Recommend(),
         ),
     ],
 )

@@ -36,6 +36,7 @@ from gradeflow.db.assessments import (
     question_results,
 )
 from gradeflow.db.idempotency import claim_key, store_response
+from gradeflow.db.recommendations import recommendation_record
 from gradeflow.db.schema import Question
 from gradeflow.jobs.answers import InvalidAnswer, parse_answer
 from gradeflow.jobs.pipeline import scoring_jobs
@@ -119,7 +120,7 @@ def submit_assessment(
         external_id=body.user.external_id,
         email=body.user.email,
     )
-    out = assessment_view(assessment, unscored(list(questions.values()), snapshot_ids))
+    out = assessment_view(assessment, unscored(list(questions.values()), snapshot_ids), None)
     if idempotency_key is not None:
         store_response(session, client.id, idempotency_key, 202, out.model_dump(mode="json"))
     response.headers["Location"] = out.links.self
@@ -244,4 +245,9 @@ def get_assessment(
     assessment = assessment_record(transaction.session, assessment_id, client_id=client.id)
     if assessment is None:
         raise ApiError(404, "not_found", f"no assessment {assessment_id} of yours")
-    return assessment_view(assessment, question_results(transaction.session, assessment.id))
+    session = transaction.session
+    return assessment_view(
+        assessment,
+        question_results(session, assessment.id),
+        recommendation_record(session, assessment.id),
+    )

@@ -12,22 +12,15 @@ from fastapi import APIRouter
 from gradeflow.api.auth import SubmitterClient
 from gradeflow.api.errors import ApiError
 from gradeflow.api.schemas.errors import AUTHENTICATED, WITH_BODY, error_responses
-from gradeflow.api.schemas.recommendations import (
-    FeedbackIn,
-    FeedbackOut,
-    ItemOut,
-    RecommendationsOut,
-    TraceOut,
-)
+from gradeflow.api.schemas.recommendations import FeedbackIn, FeedbackOut, RecommendationsOut
 from gradeflow.api.transaction import TransactionDep
 from gradeflow.db.assessments import assessment_record
 from gradeflow.db.recommendations import (
     insert_feedback,
-    items_of,
     own_recommendation,
-    recommendation_of,
-    traces_of,
+    recommendation_record,
 )
+from gradeflow.jobs.views import recommendations_view
 
 router = APIRouter(tags=["recommendations"])
 
@@ -43,46 +36,7 @@ def get_recommendations(
     session = transaction.session
     if assessment_record(session, assessment_id, client_id=client.id) is None:
         raise ApiError(404, "not_found", f"no assessment {assessment_id} of yours")
-    recommendation = recommendation_of(session, assessment_id)
-    if recommendation is None:
-        return RecommendationsOut(
-            id=None,
-            assessment_id=assessment_id,
-            status="pending",
-            degraded=False,
-            summary=None,
-            generated_at=None,
-            items=[],
-        )
-    traces = traces_of(session, recommendation.id)
-    return RecommendationsOut(
-        id=recommendation.id,
-        assessment_id=assessment_id,
-        status=recommendation.status,
-        degraded=recommendation.degraded,
-        summary=recommendation.summary,
-        generated_at=recommendation.generated_at,
-        items=[
-            ItemOut(
-                credential_id=item.credential_id,
-                title=item.title,
-                confidence=float(item.confidence),
-                rationale=item.rationale,
-                position=item.position,
-                traces=[
-                    TraceOut(
-                        id=trace.id,
-                        source_uri=trace.source_uri,
-                        snippet=trace.snippet,
-                        similarity=float(trace.similarity),
-                    )
-                    for trace_id in item.source_trace_ids or []
-                    if (trace := traces.get(trace_id)) is not None
-                ],
-            )
-            for item in items_of(session, recommendation.id)
-        ],
-    )
+    return recommendations_view(assessment_id, recommendation_record(session, assessment_id))
 
 
 @router.post(

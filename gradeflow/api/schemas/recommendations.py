@@ -9,32 +9,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StrictInt, StringConstraints
 
 from gradeflow.jobs.rubrics import StrictModel
+from gradeflow.jobs.views import ItemOut, RecommendationsOut, TraceOut
 
-
-class TraceOut(BaseModel):
-    id: uuid.UUID
-    source_uri: str
-    snippet: str
-    similarity: float
-
-
-class ItemOut(BaseModel):
-    credential_id: uuid.UUID | None
-    title: str
-    confidence: float = Field(description="0-1; the README explains how it is computed.")
-    rationale: str | None
-    position: int
-    traces: list[TraceOut] = Field(description="The retrieved passages this item rests on.")
-
-
-class RecommendationsOut(BaseModel):
-    id: uuid.UUID | None = Field(description="Null until the recommendation stage starts.")
-    assessment_id: uuid.UUID
-    status: Literal["pending", "ready", "failed"]
-    degraded: bool = Field(description="Ranked and explained without an LLM.")
-    summary: str | None
-    generated_at: datetime | None
-    items: list[ItemOut]
+__all__ = ["FeedbackIn", "FeedbackOut", "ItemOut", "RecommendationsOut", "TraceOut"]
 
 
 class FeedbackIn(StrictModel):
