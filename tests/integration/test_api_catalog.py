@@ -100,6 +100,10 @@ def test_admin_creates_a_role_every_client_lists_it(
     assert audit["actor_id"] == keys["admin"].client_id
     assert audit["actor_role"] == "admin"
     assert (audit["resource_type"], str(audit["resource_id"])) == ("role", role["id"])
+    # Its skill profile is embedded for retrieval, like a credential.
+    with engine.connect() as conn:
+        jobs = conn.execute(text("SELECT job_type, payload FROM async_jobs")).all()
+    assert [tuple(job) for job in jobs] == [("embed_role", {"role_id": role["id"]})]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ python is met; the catalog holds credentials for each skill and some unrelated o
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,13 @@ from gradeflow.db.catalog import (
 )
 from gradeflow.db.embeddings import CREDENTIAL, Artifact, CredentialForEmbedding, upsert_artifacts
 from gradeflow.db.engine import transaction
+from gradeflow.db.recommendations import (
+    BuiltRecommendation,
+    NewItem,
+    create_pending_recommendation,
+    insert_feedback,
+    save_ready_recommendation,
+)
 from gradeflow.db.webhooks import insert_endpoint
 from gradeflow.jobs.embeddings.hashing import HashEmbedder
 from gradeflow.jobs.embeddings.texts import credential_text
@@ -33,7 +41,14 @@ from gradeflow.jobs.recommendations.build import CANDIDATES
 from tests.fakes.openai_server import FakeOpenAI, fake_openai
 from tests.integration.api_helpers import add_client
 from tests.support.assessments import Submitted, submit
-from tests.support.processes import running, scheduler_argv, wait_for, worker_argv
+from tests.support.processes import (
+    REPO_ROOT,
+    gradeflow_argv,
+    running,
+    scheduler_argv,
+    wait_for,
+    worker_argv,
+)
 
 WORKER = worker_argv(("cpu", "llm"), threads=4)
 CHOICES = [{"id": "a", "text": "A"}, {"id": "b", "text": "B"}]
@@ -287,3 +302,65 @@ def test_a_dead_recommendation_job_fails_the_recommendation_not_the_assessment(
     assert kind == "assessment.completed"
     data = json.loads(payload) if isinstance(payload, str) else payload
     assert data["data"]["recommendations"]["status"] == "failed"
+
+
+def test_the_report_shows_mean_relevance_and_acceptance_by_credential(
+    engine: Engine, gradeflow_env: dict[str, str], redis_url: str
+) -> None:
+    load_catalog(engine)
+    titles = ["SQL Fundamentals", "Python Basics"]
+    with engine.connect() as conn:
+        ids = dict(
+            conn.execute(
+                text("SELECT title, id FROM credential_catalog WHERE title = ANY(:t)"),
+                {"t": titles},
+            ).all()
+        )
+    feedback = [(5, "accepted"), (3, "rejected"), (4, "accepted")]
+    for relevance, acceptance in feedback:
+        submitted = submit_assessment(engine, redis_url)
+        with transaction(engine) as session:
+            create_pending_recommendation(session.connection(), submitted.assessment_id)
+            built = BuiltRecommendation(
+                summary="s",
+                degraded=True,
+                traces=[],
+                items=[
+                    NewItem(ids[t], t, Decimal("0.5"), "r", [], position)
+                    for position, t in enumerate(titles[: 1 + (relevance == 5)], start=1)
+                ],
+            )
+            recommendation_id = save_ready_recommendation(
+                session.connection(), submitted.assessment_id, built
+            )
+            assert recommendation_id is not None
+            insert_feedback(
+                session,
+                recommendation_id=recommendation_id,
+                user_id=None,
+                submitted_by_role="student",
+                relevance_score=relevance,
+                acceptance_status=acceptance,
+                comments=None,
+            )
+
+    done = subprocess.run(
+        gradeflow_argv("recommendations", "report", "--json"),
+        env=gradeflow_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+
+    assert done.returncode == 0, done.stderr
+    report = {row["title"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert report["SQL Fundamentals"]["recommended"] == 3
+    assert report["SQL Fundamentals"]["mean_relevance"] == 4.0
+    assert report["SQL Fundamentals"]["acceptance_rate"] == pytest.approx(2 / 3)
+    # Offered once, on the recommendation rated 5 and accepted.
+    assert (report["Python Basics"]["recommended"], report["Python Basics"]["mean_relevance"]) == (
+        1,
+        5.0,
+    )
+    assert list(report) == ["SQL Fundamentals", "Python Basics"]

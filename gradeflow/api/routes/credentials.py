@@ -19,12 +19,10 @@ from gradeflow.api.schemas.errors import AUTHENTICATED, WITH_BODY, error_respons
 from gradeflow.api.transaction import TransactionDep
 from gradeflow.db.audit import AuditEntry, record_audit
 from gradeflow.db.catalog import insert_credentials, list_credentials
+from gradeflow.jobs.embeddings import EMBED_CREDENTIAL
 from gradeflow.jobs.registry import NewJob
 
 router = APIRouter(prefix="/v1/credentials", tags=["catalog"])
-
-#: The job that embeds a new credential for retrieval (the recommendations issue).
-EMBED_JOB = "embed_credential"
 
 
 @router.post("", status_code=201, responses=error_responses(*AUTHENTICATED, *WITH_BODY))
@@ -39,7 +37,7 @@ def create_credentials(
     rows = insert_credentials(session, [item.to_new() for item in body.items()])
     transaction.enqueue(
         [
-            NewJob(EMBED_JOB, payload={"credential_id": str(row.id)}, client_id=client.id)
+            NewJob(EMBED_CREDENTIAL, payload={"credential_id": str(row.id)}, client_id=client.id)
             for row in rows
         ]
     )

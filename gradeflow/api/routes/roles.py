@@ -10,19 +10,24 @@ from gradeflow.api.schemas.roles import RoleIn, RoleList, RoleOut
 from gradeflow.api.transaction import TransactionDep
 from gradeflow.db.audit import AuditEntry, record_audit
 from gradeflow.db.catalog import insert_role, list_roles
+from gradeflow.jobs.embeddings import EMBED_ROLE
+from gradeflow.jobs.registry import NewJob
 
 router = APIRouter(prefix="/v1/roles", tags=["catalog"])
 
 
 @router.post("", status_code=201, responses=error_responses(*AUTHENTICATED, *WITH_BODY))
 def create_role(body: RoleIn, client: AdminClient, transaction: TransactionDep) -> RoleOut:
-    """Add a role with the skill levels (0-100) it targets."""
+    """Add a role with the skill levels (0-100) it targets; it gets an embed job."""
     role = insert_role(
         transaction.session,
         name=body.name,
         description=body.description,
         skills_profile=body.skills_profile,
         active=body.active,
+    )
+    transaction.enqueue(
+        [NewJob(EMBED_ROLE, payload={"role_id": str(role.id)}, client_id=client.id)]
     )
     record_audit(
         transaction.session,
