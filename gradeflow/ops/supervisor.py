@@ -39,9 +39,14 @@ class Supervisor:
 
     def run(self, *, grace_seconds: float = 30.0) -> int:
         """Run until Ctrl-C/SIGTERM or until a process exits; return the exit code."""
+        self.start()
+        return self.serve(grace_seconds=grace_seconds)
+
+    def serve(self, *, grace_seconds: float = 30.0) -> int:
+        """Wait, with the processes started, until Ctrl-C/SIGTERM or until one exits;
+        then stop them all and return the exit code."""
         previous = signal.signal(signal.SIGTERM, lambda *_: self._stopping.set())
         try:
-            self.start()
             exit_code = self._wait()
         except KeyboardInterrupt:
             exit_code = 0

@@ -117,10 +117,19 @@ def web_answers(port: int) -> bool:
         return False
 
 
-def test_demo_pushes_jobs_through_real_processes(gradeflow_env: dict[str, str]) -> None:
-    result = run(["demo", "--jobs", "60"], gradeflow_env, timeout=180)
+def test_demo_grades_assessments_through_real_processes(gradeflow_env: dict[str, str]) -> None:
+    result = run(["demo", "--assessments", "6"], gradeflow_env, timeout=300)
+
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "succeeded" in result.stdout and "60" in result.stdout
-    # ... and one assessment graded through the real API, its essay offline.
-    assert "One assessment" in result.stdout
-    assert "status completed" in result.stdout and "degraded True" in result.stdout
+    out = result.stdout
+    assert "Loaded 2 roles and 324 credentials." in out
+    assert "No LLM configured" in out  # offline, and it says so
+    # Every assessment completed, degraded (offline essays), with a top recommendation,
+    # its result delivered to the demo's receiver as a verified webhook.
+    assert "6/6 completed, 6 degraded; submit → webhook" in out
+    assert "12/12 webhooks verified" in out  # recommendation.ready + assessment.completed
+    rows = [line for line in out.splitlines() if "demo-user-" in line]
+    assert len(rows) == 6
+    formats = ("Certificate", "Course", "Bootcamp")
+    assert all("completed" in row and any(f in row for f in formats) for row in rows)
+    assert "/ops — log in with the operator key gf_" in out
