@@ -100,6 +100,11 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
         ("0.0.0.0", "unspecified"),
         ("::", "unspecified"),
         ("::ffff:127.0.0.1", "loopback"),
+        # Translated and tunnelled IPv6 reaches the IPv4 address it embeds.
+        ("64:ff9b::a9fe:a9fe", "link-local"),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::a00:1", "private"),  # local-use NAT64 of 10.0.0.1
+        ("2002:c0a8:101::1", "private"),  # 6to4 of 192.168.1.1
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "loopback"),  # Teredo, client 127.0.0.1
         ("240.0.0.1", "reserved"),
     ],
 )
@@ -110,7 +115,9 @@ def test_every_non_public_class_is_refused(address: str, kind: str) -> None:
 
 
 def test_public_addresses_pass() -> None:
-    for address in ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8"):
+    public = ("93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946", "8.8.8.8",
+              "64:ff9b::5db8:d822")  # NAT64 of a public address  # fmt: skip
+    for address in public:
         assert ssrf.refusal(ipaddress.ip_address(address), OPEN) is None
 
 

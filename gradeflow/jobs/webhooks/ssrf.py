@@ -67,11 +67,31 @@ class Target:
     address: IpAddress
 
 
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, RFC 6052/8215).
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: IpAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches through a translator or tunnel
+    (IPv4-mapped, NAT64, 6to4, Teredo), which is the one that must be vetted."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in prefix for prefix in NAT64_PREFIXES):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # the client's address, the one traffic ends up at
+    return None
+
+
 def address_class(address: IpAddress) -> str | None:
     """The refused class ``address`` falls in, or ``None`` for a public address."""
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        return address_class(mapped)
+    embedded = embedded_ipv4(address)
+    if embedded is not None:
+        return address_class(embedded)
     for name, network in REFUSED_CLASSES:
         if address.version == network.version and address in network:
             return name
