@@ -117,13 +117,14 @@ def wait_until(
     timeout: float,
     what: str,
     check: Callable[[], None] = lambda: None,
+    interval: float = POLL_SECONDS,
 ) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         check()
         if time.monotonic() > deadline:
             raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(interval)
 
 
 def redis_url_with_db(url: str, db: int) -> str:

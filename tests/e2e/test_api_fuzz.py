@@ -2,19 +2,22 @@
 
 Every operation of the spec gets generated requests, valid and invalid, sent over
 HTTP to the app served by uvicorn (in a thread, so the test depends on no CLI) on a
-real PostgreSQL and Redis with a seeded catalog. Each
-request carries the key of a role the operation admits, of another role, a
-malformed key or none. Every answer must be documented by the spec: no 5xx, a
-documented status code, content type, headers and body; invalid input must be
-refused with a 4xx; and an operation that needs a key must refuse a request
-without one or with a bad one.
+real PostgreSQL and Redis with a seeded catalog. Most requests carry the key of a
+role the operation admits (tests/security/access.py says which: submitter, operator
+or admin); the rest the key of another role, a malformed, unknown or revoked key, or
+none. Every answer must be documented by the spec: no 5xx, a documented status code,
+content type, headers and body; invalid input must be refused with a 4xx. And the
+key decides: an admitted key is never refused as a key (401/403), another role's key
+always gets 403, a missing or bad key 401 (only a body too big or not JSON at all is
+refused before the key is looked at). Each operation must have been called at least
+once with an admitted key that got past authorization.
 
 Generated ids rarely name anything, so some of them are swapped for ids of the
-seeded catalog (a real role, question, assessment or recommendation) and some
-answers for answers of the right shape; the swap keeps a valid request valid and
-leaves an invalid one invalid. The run is derandomized and bounded so CI stays
-quick and repeatable. The spec is built once at collection (one test per operation)
-and must equal the one the server serves.
+seeded data (a real role, question, assessment, recommendation, webhook endpoint,
+event or job) and some answers for answers of the right shape; the swap keeps a
+valid request valid and leaves an invalid one invalid. The run is derandomized and
+bounded so CI stays quick and repeatable. The spec is built once at collection (one
+test per operation) and must equal the one the server serves.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -37,9 +40,12 @@ from schemathesis import Case
 from schemathesis.checks import CheckFunction
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from gradeflow.api.app import create_app
+from gradeflow.db.clients import revoke_client
+from gradeflow.db.engine import transaction
+from gradeflow.jobs.webhooks import emit_event
 from gradeflow.settings import Settings
 from gradeflow.workers.redis_server import free_port
 from tests.integration.api_helpers import (
@@ -53,23 +59,16 @@ from tests.integration.api_helpers import (
     role_body,
 )
 from tests.integration.test_api_assessments import add_recommendation
+from tests.security.access import roles_admitted
 from tests.support.processes import wait_for
 
 #: Generated requests per operation (each with up to a few follow-up probes).
 MAX_EXAMPLES = 40
-
-#: Who may call what (DESIGN.md, "External contract"), by path prefix: the key an
-#: operation is mostly called with. An operation not listed gets every key alike.
-ROLE_OF_PATH = {
-    "/v1/assessments": "submitter",
-    "/v1/recommendations": "submitter",
-    "/v1/webhook-endpoints": "submitter",
-    "/v1/webhook-events": "submitter",
-    "/v1/jobs": "operator",
-    "/v1/roles": "admin",
-    "/v1/questions": "admin",
-    "/v1/credentials": "admin",
-}
+#: How many times more often an admitted key is sent than each other kind of credential.
+ADMITTED_WEIGHT = 3
+#: Answers given before the key is looked at: a body that is not JSON (400) or too big
+#: (413), a method the path does not serve (405).
+BEFORE_AUTHENTICATION = (400, 405, 413)
 
 #: ``positive_data_acceptance`` expects a 2xx for every schema-valid request, but a
 #: well-formed id that names nothing is rightly a 404 or 422: the spec cannot say
@@ -79,14 +78,50 @@ EXCLUDED_CHECKS: list[CheckFunction] = [positive_data_acceptance]
 
 @dataclass(frozen=True)
 class Seeded:
-    """The catalog and the keys the fuzzer's requests may name."""
+    """The catalog, the data and the keys the fuzzer's requests may name."""
 
     keys: dict[str, Key]
+    revoked: Key
     role_id: str
     #: question id → answers of the right shape for it.
     answers: dict[str, list[Any]]
     assessment_id: str
     recommendation_id: str
+    endpoint_id: str
+    event_id: str
+    job_id: str
+
+    def real_id(self, parameter: str) -> str | None:
+        """The seeded id for a path or query parameter of that name, if any."""
+        return {
+            "assessment_id": self.assessment_id,
+            "recommendation_id": self.recommendation_id,
+            "endpoint_id": self.endpoint_id,
+            "event_id": self.event_id,
+            "job_id": self.job_id,
+            "role_id": self.role_id,
+        }.get(parameter)
+
+
+Credential = Literal["admitted", "other role", "no key", "bad key", "as generated"]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """The Authorization header a request carries, and what kind of credential it is."""
+
+    headers: dict[str, str]
+    kind: Credential
+
+
+@dataclass
+class Tally:
+    """What the requests of one operation got, by the kind of credential they carried."""
+
+    statuses: dict[Credential, list[int]] = field(default_factory=dict)
+
+    def add(self, kind: Credential, status: int) -> None:
+        self.statuses.setdefault(kind, []).append(status)
 
 
 @pytest.fixture
@@ -135,7 +170,46 @@ def seeded(api_base: str, engine: Engine) -> Seeded:
         assert response.status_code == 202, response.text
     assessment_id = response.json()["id"]
     recommendation_id = str(add_recommendation(engine, assessment_id))
-    return Seeded(keys, role_id, answer_sets, assessment_id, recommendation_id)
+    endpoint_id, event_id = seed_webhooks(api_base, engine, keys["submitter"])
+    return Seeded(
+        keys=keys,
+        revoked=revoked_client(engine),
+        role_id=role_id,
+        answers=answer_sets,
+        assessment_id=assessment_id,
+        recommendation_id=recommendation_id,
+        endpoint_id=endpoint_id,
+        event_id=event_id,
+        job_id=job_of(engine, assessment_id),
+    )
+
+
+def seed_webhooks(api_base: str, engine: Engine, submitter: Key) -> tuple[str, str]:
+    """A webhook endpoint of the submitter and one event on it."""
+    body = {"url": "https://93.184.216.34/hook", "event_types": ["assessment.completed"]}
+    response = httpx.post(
+        f"{api_base}/v1/webhook-endpoints", json=body, headers=submitter.headers, timeout=30
+    )
+    assert response.status_code == 201, response.text
+    with engine.begin() as conn:
+        [job] = emit_event(conn, submitter.client_id, "assessment.completed", {"seeded": True})
+    return response.json()["id"], str(job.payload["event_id"])
+
+
+def revoked_client(engine: Engine) -> Key:
+    key = add_client(engine, "submitter")
+    with transaction(engine) as session:
+        assert revoke_client(session, key.client_id) is not None
+    return key
+
+
+def job_of(engine: Engine, assessment_id: str) -> str:
+    with engine.connect() as conn:
+        job_id = conn.execute(
+            text("SELECT id FROM async_jobs WHERE assessment_id = :id LIMIT 1"),
+            {"id": assessment_id},
+        ).scalar_one()
+    return str(job_id)
 
 
 def served_spec() -> dict[str, Any]:
@@ -168,10 +242,6 @@ def chance_of(case: Case[Any]) -> random.Random:
     return random.Random(hashlib.sha256(text.encode()).hexdigest())
 
 
-def right_role(path: str) -> str | None:
-    return next((role for prefix, role in ROLE_OF_PATH.items() if path.startswith(prefix)), None)
-
-
 def is_uuid(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -196,15 +266,16 @@ def swap_ids(case: Case[Any], chance: random.Random, seeded: Seeded) -> None:
     def maybe(value: Any, real: str) -> Any:
         return real if is_uuid(value) and chance.random() < 0.5 else value
 
-    path = case.path_parameters or {}
-    if not negative_at(case, ParameterLocation.PATH):
-        if "assessment_id" in path:
-            path["assessment_id"] = maybe(path["assessment_id"], seeded.assessment_id)
-        if "recommendation_id" in path:
-            path["recommendation_id"] = maybe(path["recommendation_id"], seeded.recommendation_id)
-    query = case.query or {}
-    if "role_id" in query and not negative_at(case, ParameterLocation.QUERY):
-        query["role_id"] = maybe(query["role_id"], seeded.role_id)
+    for location, values in (
+        (ParameterLocation.PATH, case.path_parameters or {}),
+        (ParameterLocation.QUERY, case.query or {}),
+    ):
+        if negative_at(case, location):
+            continue
+        for name, value in values.items():
+            real = seeded.real_id(name)
+            if real is not None:
+                values[name] = maybe(value, real)
     body: Any = case.body
     if not isinstance(body, dict) or negative_at(case, ParameterLocation.BODY):
         return
@@ -218,21 +289,62 @@ def swap_ids(case: Case[Any], chance: random.Random, seeded: Seeded) -> None:
                 item["answer"] = chance.choice(seeded.answers[question_id])
 
 
-def credentials(case: Case[Any], chance: random.Random, seeded: Seeded) -> dict[str, str]:
-    """The Authorization header to send: mostly the right role's key; else another
-    role's, a bad one or none. Generated headers meant to be invalid are sent as they are."""
+def credentials(case: Case[Any], chance: random.Random, seeded: Seeded) -> Sent:
+    """The Authorization header to send: mostly the key of a role the operation admits;
+    else another role's, a bad or revoked one, or none. Generated headers meant to be
+    invalid are sent as they are."""
     if negative_at(case, ParameterLocation.HEADER):
-        return {}
+        return Sent({}, "as generated")
     if case.headers:
         for name in [n for n in case.headers if n.lower() == "authorization"]:
             del case.headers[name]
-    role = right_role(case.path)
-    choices: list[dict[str, str]] = []
-    if role is not None:
-        choices += [seeded.keys[role].headers] * 3
-    choices += [key.headers for key in seeded.keys.values()]
-    choices += [{}, {"Authorization": "Bearer gf_not-a-key"}, {"Authorization": "Basic eDp5"}]
+    # An operation open to anyone admits every key.
+    admitted = roles_admitted(case.method, case.path) or frozenset(seeded.keys)
+    choices: list[Sent] = []
+    for role, key in sorted(seeded.keys.items()):
+        if role in admitted:
+            choices += [Sent(key.headers, "admitted")] * ADMITTED_WEIGHT
+        else:
+            choices.append(Sent(key.headers, "other role"))
+    bad = [
+        {"Authorization": "Bearer gf_not-a-key"},
+        {"Authorization": "Basic eDp5"},
+        {"Authorization": "Bearer gf_" + "Q" * 43},
+        seeded.revoked.headers,
+    ]
+    choices += [Sent({}, "no key"), *(Sent(headers, "bad key") for headers in bad)]
     return chance.choice(choices)
+
+
+#: The statuses each kind of credential may get from an operation that needs a key.
+ALLOWED_FOR: dict[Credential, tuple[int, ...]] = {
+    "other role": (403, *BEFORE_AUTHENTICATION),
+    "no key": (401, *BEFORE_AUTHENTICATION),
+    "bad key": (401, *BEFORE_AUTHENTICATION),
+}
+
+
+def check_the_key_decides(case: Case[Any], sent: Sent, status: int) -> None:
+    """An admitted key is never refused as a key; any other credential always is."""
+    if not roles_admitted(case.method, case.path) or negative_at(case, ParameterLocation.PATH):
+        return  # open to anyone, or a path that may not even reach the operation
+    if sent.kind == "admitted":
+        assert status not in (401, 403), f"an admitted key got {status}"
+    elif sent.kind in ALLOWED_FOR:
+        allowed = ALLOWED_FOR[sent.kind]
+        assert status in allowed, f"{sent.kind}: {status}, expected one of {allowed}"
+
+
+@pytest.fixture
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+    """Once all of an operation's examples ran: an admitted key got past authorization
+    (so the operation was really fuzzed, not just refused)."""
+    seen = Tally()
+    yield seen
+    admitted = seen.statuses.get("admitted", [])
+    assert [s for s in admitted if s not in (401, 403)], (
+        f"{request.node.name}: no request with an admitted key got past authorization: {seen}"
+    )
 
 
 @schema.parametrize()
@@ -244,13 +356,37 @@ def credentials(case: Case[Any], chance: random.Random, seeded: Seeded) -> dict[
     suppress_health_check=list(HealthCheck),
 )
 def test_every_answer_of_the_api_is_in_its_spec(
-    case: Case[Any], api_base: str, seeded: Seeded
+    case: Case[Any], api_base: str, seeded: Seeded, tally: Tally
 ) -> None:
     chance = chance_of(case)
     swap_ids(case, chance, seeded)
-    case.call_and_validate(
+    sent = credentials(case, chance, seeded)
+    response = case.call_and_validate(
         base_url=api_base,
-        headers=credentials(case, chance, seeded),
+        headers=sent.headers,
         excluded_checks=EXCLUDED_CHECKS,
         timeout=30,
     )
+    check_the_key_decides(case, sent, response.status_code)
+    tally.add(sent.kind, response.status_code)
+
+
+# -- found by this run -------------------------------------------------------------------
+
+
+def test_since_is_an_rfc3339_date_time_as_the_spec_says(api_base: str, seeded: Seeded) -> None:
+    """A Unix timestamp, a bare date or a time without an offset is not a ``date-time``
+    (pydantic alone took ``since=123`` as 1970-01-01T00:02:03Z)."""
+    url = f"{api_base}/v1/webhook-endpoints/{seeded.endpoint_id}/recover"
+    headers = seeded.keys["submitter"].headers
+    refused = {
+        since: httpx.post(url, params={"since": since}, headers=headers, timeout=30)
+        for since in ("123", "0", "2020-01-01", "2020-01-01T00:00:00", "2020-01-01 00:00:00Z")
+    }
+    accepted = httpx.post(url, params={"since": "2020-01-01T00:00:00.5+02:00"}, headers=headers)
+
+    assert {since: answer.status_code for since, answer in refused.items()} == dict.fromkeys(
+        refused, 422
+    )
+    assert all(a.json()["error"]["details"][0]["field"] == "since" for a in refused.values())
+    assert accepted.status_code == 200, accepted.text

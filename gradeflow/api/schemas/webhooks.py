@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from gradeflow.db.webhooks import AttemptRecord, EndpointRecord, EventRecord
 from gradeflow.jobs.rubrics import StrictModel
@@ -57,8 +58,22 @@ class EndpointList(BaseModel):
     items: list[EndpointOut]
 
 
+#: RFC 3339 (the spec's ``format: date-time``): a date, a time and an offset. Pydantic
+#: alone would also take a Unix timestamp ("123"), a bare date or a time without an offset.
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
 class RecoverQuery(StrictModel):
     since: datetime = Field(description="Redeliver every failed event created at or after this.")
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        if isinstance(value, str) and not RFC3339.fullmatch(value):
+            raise ValueError(
+                "must be an RFC 3339 date-time with an offset, like 2026-01-01T00:00:00Z"
+            )
+        return value
 
 
 class RecoverOut(BaseModel):
