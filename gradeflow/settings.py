@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     #: Largest request body the API reads (bytes); larger requests get 413.
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     webhook_allow_private: bool = False
+
+    # -- ops dashboard (/ops) ----------------------------------------------------
+    #: Signs the dashboard's session cookies. Unset: a random secret kept in
+    #: ``GRADEFLOW_HOME/dashboard-secret``, shared by the web processes of one machine;
+    #: set it when several machines serve the dashboard.
+    dashboard_secret: SecretStr | None = None
+    #: A dashboard login lasts this long (a revoked key ends it at once).
+    dashboard_session_hours: float = Field(default=12.0, gt=0)
+    #: How often the dashboard's live parts poll the server.
+    dashboard_refresh_seconds: float = Field(default=3.0, ge=0.5)
 
     # -- webhooks -----------------------------------------------------------------
     #: Accept ``http://`` webhook URLs (else only ``https://``); for local receivers.
@@ -126,6 +136,19 @@ class Settings(BaseSettings):
     # -- limits of the llm queue ------------------------------------------------
     llm_concurrency: int = 100
     llm_requests_per_minute: int | None = None
+
+    # -- metrics ------------------------------------------------------------------
+    #: Where worker processes write their Prometheus metrics for ``/metrics`` to add up
+    #: (prometheus-client's multiprocess mode). Unset: ``GRADEFLOW_HOME/metrics``.
+    metrics_dir: Path | None = Field(default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR")
+    #: A job count reads at most this many rows per state (scrapes and snapshots stay fast
+    #: under any backlog; a count that reaches it is a lower bound).
+    metrics_count_cap: int = Field(default=100_000, ge=1)
+    #: How often the scheduler enqueues ``snapshot_metrics`` (0: never). Each snapshot
+    #: covers the minute before it.
+    metrics_snapshot_seconds: int = Field(default=60, ge=0)
+    #: The minute-by-minute ``metric_snapshots`` rows are kept this long.
+    metrics_retention_days: float = Field(default=14.0, gt=0)
 
     @field_validator("home")
     @classmethod

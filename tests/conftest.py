@@ -155,6 +155,8 @@ def gradeflow_env(database_url: str, redis_url: str, tmp_path: Path) -> dict[str
         REDIS_URL=redis_url,
         GRADEFLOW_HOME=str(tmp_path / "home"),
         PYTHONUNBUFFERED="1",
+        # No snapshot_metrics jobs among a test's own (tests of metrics turn them on).
+        GRADEFLOW_METRICS_SNAPSHOT_SECONDS="0",
     )
     env.pop("BROKER_URL", None)
     return env

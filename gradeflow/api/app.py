@@ -14,6 +14,8 @@ from gradeflow.api.routes import (
     assessments,
     credentials,
     health,
+    jobs,
+    metrics,
     questions,
     recommendations,
     roles,
@@ -21,7 +23,7 @@ from gradeflow.api.routes import (
 )
 from gradeflow.api.services import Services
 from gradeflow.jobs.registry import load_job_types
-from gradeflow.logs import configure_logging
+from gradeflow.logs import RequestLogContext, configure_logging
 from gradeflow.settings import Settings, get_settings
 
 DESCRIPTION = """The intake API of gradeflow. Every endpoint but health needs
@@ -50,7 +52,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    modules = (health, roles, questions, credentials, assessments, recommendations, webhooks)
+    app.add_middleware(RequestLogContext)
+    modules = (
+        health,
+        roles,
+        questions,
+        credentials,
+        assessments,
+        recommendations,
+        webhooks,
+        jobs,
+        metrics,
+    )
     routers = [module.router for module in modules]
     for router in routers:
         app.include_router(router)

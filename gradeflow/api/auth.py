@@ -1,24 +1,32 @@
 """Who is calling: ``Authorization: Bearer gf_…`` looked up by its SHA-256, on every request.
 
 Nothing is cached beyond the request, so a revoked key stops working at once.
+Routes that run their own transaction (the intake) read the key in a statement
+of its own: :data:`SubmitterKey`.
+
 Roles (DESIGN.md, "External contract"): ``submitter``, ``operator`` and
 ``admin``; an admin may also do everything an operator may.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from gradeflow.api.errors import ApiError
 from gradeflow.api.keys import hash_api_key, is_well_formed
+from gradeflow.api.services import Services, get_services
 from gradeflow.api.transaction import TransactionDep
 from gradeflow.db.audit import Actor
-from gradeflow.db.clients import active_client_by_key_hash
+from gradeflow.db.clients import KeyHolder, active_client_by_key_hash, active_key_holder
+from gradeflow.db.jobs import autocommit_cursor
 from gradeflow.db.schema import ApiClient
+from gradeflow.logs import bind_request_ids
 
 #: The roles each role acts as.
 ACTS_AS = {
@@ -36,29 +44,69 @@ def unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    transaction: TransactionDep,
-) -> ApiClient:
-    """The active client holding the bearer key, or 401."""
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def key_hash_of(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The SHA-256 of the bearer key, or 401 when there is none or it is malformed."""
     if credentials is None:
         raise unauthorized("an API key is required: send Authorization: Bearer <key>")
     key = credentials.credentials
     if not is_well_formed(key):
         raise unauthorized("the API key is malformed (keys look like gf_…)")
-    client = active_client_by_key_hash(transaction.session, hash_api_key(key))
+    return hash_api_key(key)
+
+
+def authenticate(credentials: BearerCredentials, transaction: TransactionDep) -> ApiClient:
+    """The active client holding the bearer key, or 401."""
+    client = active_client_by_key_hash(transaction.session, key_hash_of(credentials))
     if client is None:
         raise unauthorized("the API key is unknown or revoked")
+    bind_request_ids(client_id=str(client.id))
     return client
 
 
-def require_role(role: str) -> Callable[[ApiClient], ApiClient]:
+async def authenticate_key(
+    credentials: BearerCredentials, services: Annotated[Services, Depends(get_services)]
+) -> KeyHolder:
+    """:func:`authenticate` for routes that run their own transaction: the key is read
+    in a statement of its own, still on every request (a revoked key stops at once)."""
+    key_hash = key_hash_of(credentials)
+    holder = await run_in_threadpool(read_key_holder, services.engine, key_hash)
+    if holder is None:
+        raise unauthorized("the API key is unknown or revoked")
+    bind_request_ids(client_id=str(holder.id))
+    return holder
+
+
+def read_key_holder(engine: Engine, key_hash: str) -> KeyHolder | None:
+    with autocommit_cursor(engine) as cursor:
+        return active_key_holder(cursor, key_hash)
+
+
+def admitted(role: str, client_role: str) -> None:
+    """403 unless a client of ``client_role`` acts as ``role``."""
+    if role not in ACTS_AS.get(client_role, frozenset()):
+        raise ApiError(403, "forbidden", f"this endpoint needs the {role} role")
+
+
+def require_role(role: str) -> Callable[[ApiClient], Awaitable[ApiClient]]:
     """A dependency admitting clients that act as ``role``, else 403."""
 
-    def admit(client: Annotated[ApiClient, Depends(authenticate)]) -> ApiClient:
-        if role not in ACTS_AS.get(client.role, frozenset()):
-            raise ApiError(403, "forbidden", f"this endpoint needs the {role} role")
+    # async: a pure check, so FastAPI runs it inline rather than in a thread.
+    async def admit(client: Annotated[ApiClient, Depends(authenticate)]) -> ApiClient:
+        admitted(role, client.role)
         return client
+
+    return admit
+
+
+def require_key_role(role: str) -> Callable[[KeyHolder], Awaitable[KeyHolder]]:
+    """:func:`require_role` over :func:`authenticate_key`."""
+
+    async def admit(holder: Annotated[KeyHolder, Depends(authenticate_key)]) -> KeyHolder:
+        admitted(role, holder.role)
+        return holder
 
     return admit
 
@@ -72,3 +120,5 @@ AnyClient = Annotated[ApiClient, Depends(authenticate)]
 SubmitterClient = Annotated[ApiClient, Depends(require_role("submitter"))]
 AdminClient = Annotated[ApiClient, Depends(require_role("admin"))]
 OperatorClient = Annotated[ApiClient, Depends(require_role("operator"))]
+#: A submitter, for routes that run their own transaction (the intake).
+SubmitterKey = Annotated[KeyHolder, Depends(require_key_role("submitter"))]

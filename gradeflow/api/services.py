@@ -46,6 +46,7 @@ class Services:
         self.engine.dispose()
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: nothing to wait for, so FastAPI runs it inline rather than in a thread.
     services: Services = request.app.state.services
     return services

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from gradeflow.db.jobs import DriverCursor
 from gradeflow.db.schema import ApiClient
 
 
@@ -45,6 +47,24 @@ def active_client_by_key_hash(session: Session, key_hash: str) -> ApiClient | No
     return session.scalars(
         select(ApiClient).where(ApiClient.key_hash == key_hash, ApiClient.revoked_at.is_(None))
     ).one_or_none()
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """The client a key belongs to, as a route that does its own database work needs it."""
+
+    id: uuid.UUID
+    role: str
+
+
+def active_key_holder(cursor: DriverCursor, key_hash: str) -> KeyHolder | None:
+    """:func:`active_client_by_key_hash` on a bare driver cursor (read now, never cached)."""
+    cursor.execute(
+        "SELECT id, role FROM api_clients WHERE key_hash = %(key_hash)s AND revoked_at IS NULL",
+        {"key_hash": key_hash},
+    )
+    row = cursor.fetchone()
+    return KeyHolder(*row) if row else None
 
 
 def list_clients(session: Session) -> Sequence[ApiClient]:

@@ -1,4 +1,8 @@
-"""``idempotency_keys``: the first answer to a client's ``Idempotency-Key``, kept for replay."""
+"""``idempotency_keys``: the first answer to a client's ``Idempotency-Key``, kept for replay.
+
+Claims and answers are written on the intake's bare driver cursor, inside the
+submission's transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, text
 
-from gradeflow.db.schema import IdempotencyKey
+from gradeflow.db.jobs import DriverCursor
 
 #: ``response_status`` of a key whose request is still being processed.
 IN_FLIGHT = 0
@@ -23,8 +26,23 @@ class StoredKey:
     response_body: dict[str, Any]
 
 
+_CLAIM = (
+    "INSERT INTO idempotency_keys (client_id, key, request_hash, response_status, response_body)"
+    " VALUES (%(client_id)s, %(key)s, %(request_hash)s, %(in_flight)s, '{}')"
+    " ON CONFLICT (client_id, key) DO NOTHING RETURNING key"
+)
+_STORED = (
+    "SELECT request_hash, response_status, response_body FROM idempotency_keys"
+    " WHERE client_id = %(client_id)s AND key = %(key)s"
+)
+_STORE = (
+    "UPDATE idempotency_keys SET response_status = %(status)s, response_body = %(body)s"
+    " WHERE client_id = %(client_id)s AND key = %(key)s"
+)
+
+
 def claim_key(
-    session: Session, client_id: uuid.UUID, key: str, request_hash: str
+    cursor: DriverCursor, client_id: uuid.UUID, key: str, request_hash: str
 ) -> StoredKey | None:
     """Claim ``key`` for this request (None), or return what an earlier request stored.
 
@@ -32,36 +50,22 @@ def claim_key(
     request's transaction ends, so the second of two simultaneous requests sees
     the first one's answer (or, if it was rolled back, claims the key itself).
     """
-    claimed = session.execute(
-        insert(IdempotencyKey)
-        .values(
-            client_id=client_id,
-            key=key,
-            request_hash=request_hash,
-            response_status=IN_FLIGHT,
-            response_body={},
-        )
-        .on_conflict_do_nothing(index_elements=["client_id", "key"])
-        .returning(IdempotencyKey.key)
-    ).scalar_one_or_none()
-    if claimed is not None:
+    where = {"client_id": client_id, "key": key}
+    cursor.execute(_CLAIM, {**where, "request_hash": request_hash, "in_flight": IN_FLIGHT})
+    if cursor.fetchone() is not None:
         return None
-    row = session.execute(
-        select(IdempotencyKey).where(
-            IdempotencyKey.client_id == client_id, IdempotencyKey.key == key
-        )
-    ).scalar_one()
-    return StoredKey(row.request_hash, row.response_status, row.response_body)
+    cursor.execute(_STORED, where)
+    row = cursor.fetchone()
+    if row is None:  # pruned between the two statements: a day-old key, claimed again
+        return claim_key(cursor, client_id, key, request_hash)
+    return StoredKey(*row)
 
 
 def store_response(
-    session: Session, client_id: uuid.UUID, key: str, status: int, body: dict[str, Any]
+    cursor: DriverCursor, client_id: uuid.UUID, key: str, status: int, body: dict[str, Any]
 ) -> None:
-    session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
-        .values(response_status=status, response_body=body)
-    )
+    where = {"client_id": client_id, "key": key}
+    cursor.execute(_STORE, {**where, "status": status, "body": Jsonb(body)})
 
 
 def prune_keys(conn: Connection, older_than_hours: float) -> int:

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -75,14 +75,22 @@ def outstanding_messages(
     client = "client_id = :client" if client_id is not None else "client_id IS NULL"
     rows = conn.execute(
         text(
-            "SELECT q.queue_name, (SELECT count(*) FROM (SELECT 1 FROM async_jobs"
-            f"   WHERE queue_name = q.queue_name AND {client} AND {_OUTSTANDING}"
-            "   LIMIT :cap) AS capped)"
+            f"SELECT q.queue_name, {capped_outstanding('q.queue_name', client, ':cap')}"
             " FROM unnest(CAST(:queues AS text[])) AS q(queue_name)"
         ),
         {"client": client_id, "queues": list(queues), "cap": cap},
     )
     return {queue: count for queue, count in rows}
+
+
+def capped_outstanding(queue: str, client_condition: str, cap: str) -> str:
+    """The SQL of :func:`outstanding_messages`' count for one queue, given as SQL text
+    (``queue`` and ``cap`` expressions, a ``client_id`` condition): for statements that
+    enqueue in the same round trip (the intake's), so one definition of "in flight" holds."""
+    return (
+        f"(SELECT count(*) FROM (SELECT 1 FROM async_jobs WHERE queue_name = {queue}"
+        f" AND {client_condition} AND {_OUTSTANDING} LIMIT {cap}) AS capped)"
+    )
 
 
 @dataclass(frozen=True)
@@ -501,3 +509,130 @@ def job_status(conn: Connection, job_id: uuid.UUID) -> str | None:
     return conn.execute(
         text("SELECT status FROM async_jobs WHERE id = :id"), {"id": job_id}
     ).scalar_one_or_none()
+
+
+# -- the operator's desk (API and dashboard) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs an operator is looking at; ``None`` leaves a field unfiltered."""
+
+    status: str | None = None
+    job_type: str | None = None
+    client_id: uuid.UUID | None = None
+    assessment_id: uuid.UUID | None = None
+
+
+_FILTERED = (
+    "(CAST(:status AS text) IS NULL OR status = :status)"
+    " AND (CAST(:job_type AS text) IS NULL OR job_type = :job_type)"
+    " AND (CAST(:client_id AS uuid) IS NULL OR client_id = :client_id)"
+    " AND (CAST(:assessment_id AS uuid) IS NULL OR assessment_id = :assessment_id)"
+)
+
+
+def _filter_params(where: JobFilter) -> dict[str, Any]:
+    return {
+        "status": where.status,
+        "job_type": where.job_type,
+        "client_id": where.client_id,
+        "assessment_id": where.assessment_id,
+    }
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job as an operator lists it; ``last_error`` is its latest failure's message."""
+
+    id: uuid.UUID
+    job_type: str
+    queue_name: str
+    status: str
+    attempts: int
+    max_attempts: int | None
+    client_id: uuid.UUID | None
+    assessment_id: uuid.UUID | None
+    queued_at: datetime
+    started_at: datetime | None
+    next_run_at: datetime | None
+    completed_at: datetime | None
+    last_error: str | None
+
+
+_JOB_ROW_COLUMNS = (
+    "id, job_type, queue_name, status, attempts, max_attempts, client_id, assessment_id,"
+    " queued_at, started_at, next_run_at, completed_at,"
+    " error_payload->'errors'->-1->>'message'"
+)
+
+
+def page_jobs(
+    conn: Connection,
+    where: JobFilter,
+    *,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    limit: int = 100,
+) -> list[JobRow]:
+    """Up to ``limit`` jobs matching ``where``, newest first by (queued_at, id), strictly
+    after the keyset ``before`` (the last row of the previous page): pages never skip
+    or repeat a row however many jobs are inserted meanwhile."""
+    after = "" if before is None else " AND (queued_at, id) < (:before_at, :before_id)"
+    rows = conn.execute(
+        text(
+            f"SELECT {_JOB_ROW_COLUMNS} FROM async_jobs WHERE {_FILTERED}{after}"
+            " ORDER BY queued_at DESC, id DESC LIMIT :limit"
+        ),
+        {
+            **_filter_params(where),
+            "before_at": before[0] if before else None,
+            "before_id": before[1] if before else None,
+            "limit": limit,
+        },
+    )
+    return [JobRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """Everything an operator may need to judge one job: its row, payload and every error."""
+
+    row: JobRow
+    payload: dict[str, Any] | None
+    #: Each failure (oldest first): attempt, at, type, message, traceback, ...
+    errors: list[dict[str, Any]]
+    locked_by: str | None
+    locked_until: datetime | None
+    rescues: int
+    dedup_key: str | None
+
+
+def find_job(conn: Connection, job_id: uuid.UUID) -> JobDetail | None:
+    """Job ``job_id`` in full, or ``None`` when there is none."""
+    row = conn.execute(
+        text(
+            f"SELECT {_JOB_ROW_COLUMNS}, payload, COALESCE(error_payload->'errors', '[]'),"
+            " locked_by, locked_until, rescues, dedup_key FROM async_jobs WHERE id = :id"
+        ),
+        {"id": job_id},
+    ).one_or_none()
+    if row is None:
+        return None
+    *listed, payload, errors, locked_by, locked_until, rescues, dedup_key = row
+    return JobDetail(
+        JobRow(*listed), payload, list(errors), locked_by, locked_until, rescues, dedup_key
+    )
+
+
+def retry_dead_jobs_matching(conn: Connection, where: JobFilter) -> int:
+    """Every dead job matching ``where`` (whatever its ``status`` says) → queued now, with
+    a fresh set of attempts; return how many. :func:`retry_dead_jobs`, by more than type."""
+    result = conn.execute(
+        text(
+            "UPDATE async_jobs SET status = 'queued', attempts = 0, rescues = 0,"
+            " next_run_at = now(), sent_at = NULL, completed_at = NULL"
+            f" WHERE status = 'dead' AND {_FILTERED}"
+        ),
+        _filter_params(replace(where, status="dead")),
+    )
+    return result.rowcount

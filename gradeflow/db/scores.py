@@ -6,21 +6,18 @@ job that runs twice writes once, the later run's values winning.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from gradeflow.db.schema import (
-    AssessmentQuestionSnapshot,
-    AssessmentResponse,
-    EssayScore,
-    RuleScore,
-)
+from gradeflow.db.jobs import DriverCursor
+from gradeflow.db.schema import AssessmentQuestionSnapshot, AssessmentResponse, RuleScore
 
 
 @dataclass(frozen=True)
@@ -81,6 +78,30 @@ def answered_questions(
     ]
 
 
+_ANSWERED_QUESTION = (
+    "SELECT s.id, s.question_id, s.question_type, s.prompt, s.rubric, s.choices, s.weight,"
+    " s.version, r.answer"
+    " FROM assessment_question_snapshots s JOIN assessment_responses r"
+    "   ON r.question_snapshot_id = s.id AND r.assessment_id = s.assessment_id"
+    " WHERE s.assessment_id = %(assessment_id)s AND s.id = %(snapshot_id)s"
+)
+
+
+def answered_question(
+    cursor: DriverCursor, assessment_id: uuid.UUID, snapshot_id: uuid.UUID
+) -> AnsweredQuestion | None:
+    """One answered question, on a bare driver cursor: each essay job reads its own."""
+    cursor.execute(_ANSWERED_QUESTION, {"assessment_id": assessment_id, "snapshot_id": snapshot_id})
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    snapshot, question, kind, prompt, rubric, choices, weight, version, answer = row
+    weight = weight if weight is not None else Decimal(1)
+    return AnsweredQuestion(
+        assessment_id, snapshot, question, kind, prompt, rubric, choices, weight, version, answer
+    )
+
+
 @dataclass(frozen=True)
 class NewRuleScore:
     assessment_id: uuid.UUID
@@ -133,21 +154,31 @@ class NewEssayScore:
     response_payload: dict[str, Any]
 
 
+# Built once: every essay job runs it, and building the ORM insert each time cost
+# more CPU than PostgreSQL spends on the upsert.
+_UPSERT_ESSAY_SCORE = text(
+    "INSERT INTO essay_scores (assessment_id, question_snapshot_id, score, model,"
+    " prompt_version, latency_ms, cost_cents, response_payload)"
+    " VALUES (:assessment_id, :snapshot_id, :score, :model, :prompt_version, :latency_ms,"
+    " :cost_cents, CAST(:response_payload AS jsonb))"
+    " ON CONFLICT (assessment_id, question_snapshot_id) DO UPDATE SET"
+    " score = excluded.score, model = excluded.model,"
+    " prompt_version = excluded.prompt_version, latency_ms = excluded.latency_ms,"
+    " cost_cents = excluded.cost_cents, response_payload = excluded.response_payload"
+)
+
+
 def upsert_essay_score(conn: Connection, score: NewEssayScore) -> None:
-    values = {
-        "score": score.score,
-        "model": score.model,
-        "prompt_version": score.prompt_version,
-        "latency_ms": score.latency_ms,
-        "cost_cents": score.cost_cents,
-        "response_payload": score.response_payload,
-    }
-    statement = insert(EssayScore).values(
-        assessment_id=score.assessment_id, question_snapshot_id=score.snapshot_id, **values
-    )
     conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["assessment_id", "question_snapshot_id"],
-            set_={name: statement.excluded[name] for name in values},
-        )
+        _UPSERT_ESSAY_SCORE,
+        {
+            "assessment_id": score.assessment_id,
+            "snapshot_id": score.snapshot_id,
+            "score": score.score,
+            "model": score.model,
+            "prompt_version": score.prompt_version,
+            "latency_ms": score.latency_ms,
+            "cost_cents": score.cost_cents,
+            "response_payload": json.dumps(score.response_payload),
+        },
     )

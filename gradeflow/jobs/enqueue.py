@@ -31,17 +31,19 @@ def insert_new_jobs(conn: Connection, jobs: Sequence[NewJob], window: int) -> In
         queue = queue_of(job.job_type)
         budget = budgets.get((queue, job.client_id), window)
         budgets[(queue, job.client_id)] = budget - 1
-        send_now = budget > 0
-        rows.append(
-            JobToInsert(
-                job_type=job.job_type,
-                queue_name=queue,
-                payload=job.payload,
-                assessment_id=job.assessment_id,
-                client_id=job.client_id,
-                dedup_key=job.dedup_key,
-                max_attempts=job.max_attempts,
-                send_now=send_now,
-            )
-        )
+        rows.append(job_row(job, send_now=budget > 0))
     return insert_jobs(conn, rows)
+
+
+def job_row(job: NewJob, *, send_now: bool) -> JobToInsert:
+    """The row of ``job``, on its type's queue."""
+    return JobToInsert(
+        job_type=job.job_type,
+        queue_name=queue_of(job.job_type),
+        payload=job.payload,
+        assessment_id=job.assessment_id,
+        client_id=job.client_id,
+        dedup_key=job.dedup_key,
+        max_attempts=job.max_attempts,
+        send_now=send_now,
+    )

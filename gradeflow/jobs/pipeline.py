@@ -39,6 +39,7 @@ from gradeflow.db.assessments import (
     lock_progress,
     question_results,
 )
+from gradeflow.db.metrics import record_assessment_metrics
 from gradeflow.db.recommendations import (
     create_pending_recommendation,
     fail_recommendation,
@@ -179,6 +180,7 @@ def take_step(
             skill_scores=result.skill_scores,
         )
         if finished:
+            record_assessment_metrics(conn, assessment_id)
         log.info("assessment finished", status=step.status, reason=step.reason)
         if finished and progress.client_id is not None:
             return announce(conn, assessment_id, progress.client_id)

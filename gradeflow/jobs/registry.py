@@ -41,6 +41,9 @@ class JobContext:
     client_id: uuid.UUID | None
     engine: Engine
     follow_ups: list[NewJob] = field(default_factory=list)
+    #: The job's result, written in the transaction that completes it (before its
+    #: type's ``on_finish`` reads it), and only if the completion is this attempt's.
+    result_writes: list[Callable[[Connection], None]] = field(default_factory=list)
     #: For job types with ``rate_at_call``: take this attempt's per-minute slot now,
     #: or raise :class:`~gradeflow.jobs.errors.Snooze` (no attempt spent).
     take_rate_slot: Callable[[], None] = lambda: None
@@ -48,6 +51,11 @@ class JobContext:
     def enqueue(self, job: NewJob) -> None:
         """Enqueue ``job`` when (and only if) this job succeeds."""
         self.follow_ups.append(job)
+
+    def write_result(self, write: Callable[[Connection], None]) -> None:
+        """Run ``write`` in the transaction that completes this job, if it succeeds: one
+        transaction (and its round trips) fewer than writing the result on its own."""
+        self.result_writes.append(write)
 
 
 Handler = Callable[[JobContext], None]
@@ -109,6 +117,7 @@ JOB_MODULES = (
     "gradeflow.jobs.essays",
     "gradeflow.jobs.embeddings",
     "gradeflow.jobs.webhooks",
+    "gradeflow.jobs.snapshots",
     "gradeflow.jobs.recommendations",
 )
 

@@ -10,8 +10,11 @@ import typer
 
 from gradeflow.db.engine import libpq_url
 from gradeflow.ops.bench import jobs_command
+from gradeflow.ops.bench_chaos import chaos_command
+from gradeflow.ops.bench_e2e import e2e_command
 from gradeflow.ops.bench_essays import essays_command
 from gradeflow.ops.bench_intake import intake_command
+from gradeflow.ops.bench_quality import quality_command
 from gradeflow.ops.bench_rag import rag_command
 from gradeflow.ops.bench_support import bench_app
 from gradeflow.ops.bench_webhooks import webhooks_command
@@ -19,6 +22,7 @@ from gradeflow.ops.catalog_cli import catalog_app
 from gradeflow.ops.clients_cli import clients_app
 from gradeflow.ops.context import clear_errors, err, stack
 from gradeflow.ops.jobs_cli import jobs_app, scheduler, worker
+from gradeflow.ops.recommendations_cli import recommendations_app
 from gradeflow.ops.stack import database
 from gradeflow.ops.webhooks_cli import webhooks_app
 from gradeflow.settings import get_settings
@@ -36,11 +40,15 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(clients_app, name="clients")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(recommendations_app, name="recommendations")
 bench_app.command("jobs")(jobs_command)
 bench_app.command("rag")(rag_command)
+bench_app.command("quality")(quality_command)
 bench_app.command("intake")(intake_command)
 bench_app.command("essays")(essays_command)
 bench_app.command("webhooks")(webhooks_command)
+bench_app.command("e2e")(e2e_command)
+bench_app.command("chaos")(chaos_command)
 app.command()(worker)
 app.command()(scheduler)
 
@@ -90,7 +98,7 @@ def api(
         # Each server process builds its own app from the environment that stack()
         # exported (the URLs of the services in use).
         uvicorn.run(
-            "gradeflow.api.app:app_from_environment",
+            "gradeflow.ops.dashboard.web:web_app_from_environment",  # the API + /ops
             factory=True,
             host=host or settings.host,
             port=port or settings.port,
@@ -112,11 +120,13 @@ def up(
     Embedded PostgreSQL and Redis are used unless DATABASE_URL/REDIS_URL are set.
     """
     from gradeflow.db.migrate import upgrade
+    from gradeflow.metrics import clear_multiprocess_dir, metrics_directory
     from gradeflow.ops.procfile import stack_processes
     from gradeflow.ops.supervisor import Supervisor
 
     with stack() as resolved:
         upgrade(resolved.database_url)
+        clear_multiprocess_dir(metrics_directory(get_settings()))
         typer.echo(f"database: {libpq_url(resolved.database_url)}")
         typer.echo(f"redis:    {resolved.redis_url}")
         code = Supervisor(stack_processes(processes, threads), env=os.environ).run()
@@ -125,13 +135,26 @@ def up(
 
 @app.command()
 def demo(
-    jobs: Annotated[int, typer.Option(min=1, max=100_000, help="How many jobs to run.")] = 500,
+    assessments: Annotated[
+        int, typer.Option(min=1, max=10_000, help="How many assessments to submit.")
+    ] = 50,
+    keep: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep/--no-keep",
+            help="Keep a stack the demo started running for the dashboard until Ctrl-C "
+            "(default: when run from a terminal).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the stack on embedded defaults, push a burst of jobs and one assessment through
-    it (the real API, workers and scheduler), and show what happened."""
+    """Load a sample catalog, submit assessments through the real API and show the results.
+
+    Runs on `gradeflow up`'s stack if one answers, else starts it (embedded services
+    unless configured). Works offline: without OPENAI_* the essays use the fallback
+    scorer and the results say degraded.
+    """
     from gradeflow.db.engine import make_engine
     from gradeflow.db.migrate import upgrade
-    from gradeflow.jobs import builtin  # noqa: F401  (registers the no-op job type)
     from gradeflow.ops.demo import run_demo
 
     with stack() as resolved:
@@ -140,7 +163,15 @@ def demo(
         engine = make_engine(resolved.database_url, pool_size=2)
         log = settings.home / "demo.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        code = run_demo(settings, engine, dict(os.environ), jobs, log)
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        code = run_demo(
+            settings,
+            engine,
+            dict(os.environ),
+            assessments,
+            log,
+            interactive if keep is None else keep,
+        )
     raise typer.Exit(code)
 
 

@@ -11,9 +11,11 @@ import os
 
 from gradeflow.jobs.registry import load_job_types
 from gradeflow.logs import configure_logging
+from gradeflow.metrics import metrics_directory
 from gradeflow.settings import get_settings
 from gradeflow.workers.actors import declare_actors
 from gradeflow.workers.broker import get_broker
+from gradeflow.workers.metrics import install as install_metrics
 from gradeflow.workers.middleware import JobEngineMiddleware
 
 
@@ -30,4 +32,5 @@ def boot() -> None:
     broker = get_broker(get_settings())
     if not any(isinstance(m, JobEngineMiddleware) for m in broker.middleware):
         broker.add_middleware(JobEngineMiddleware())
+    install_metrics(broker, metrics_directory(get_settings()))
     declare_actors(broker)

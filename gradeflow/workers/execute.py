@@ -37,6 +37,7 @@ from gradeflow.jobs.errors import Snooze
 from gradeflow.jobs.registry import JobContext, JobType, job_type
 from gradeflow.jobs.retry import Decision, Failed, Outcome, RetryPolicy, Succeeded, decide
 from gradeflow.workers.messages import send_messages
+from gradeflow.workers.metrics import observe_attempt
 from gradeflow.workers.runtime import Runtime, get_runtime
 
 log = structlog.get_logger(__name__)
@@ -60,12 +61,17 @@ def execute(job_type_name: str, raw_job_id: str) -> None:
         with (
             runtime.leases.holding(job.id),
             structlog.contextvars.bound_contextvars(
-                job_id=str(job.id), job_type=kind.name, assessment_id=str(job.assessment_id or "")
+                job_id=str(job.id),
+                job_type=kind.name,
+                assessment_id=str(job.assessment_id or ""),
+                client_id=str(job.client_id or ""),
             ),
+            observe_attempt(kind.queue, kind.name) as attempt,
         ):
             context = context_for(runtime, kind, job)
             outcome = run_within_rate(runtime, kind, context)
             decision = decide(job.attempts, outcome, now(), policy_for(runtime, kind, job))
+            attempt.decided(decision.status, refunded=decision.refund_attempt)
             write_decision(runtime, kind, context, job, decision)
 
 
@@ -186,7 +192,7 @@ def write_decision(
     run that does own the job will enqueue them.
     """
     messages: list[Message] = []
-    if decision.status == states.SUCCEEDED and not context.follow_ups and kind.on_finish is None:
+    if decision.status == states.SUCCEEDED and only_completes(kind, context):
         # Every job's hot path: one statement on a bare driver cursor, one round trip.
         with autocommit_cursor(runtime.engine) as cursor:
             applied = complete_job(cursor, job.id, job.owner)
@@ -199,12 +205,17 @@ def write_decision(
     send_messages(runtime.broker, messages)
 
 
+def only_completes(kind: JobType, context: JobContext) -> bool:
+    """True when a success writes nothing but the job's own row."""
+    return not context.follow_ups and not context.result_writes and kind.on_finish is None
+
+
 def write_in_transaction(
     runtime: Runtime, kind: JobType, context: JobContext, job: ClaimedJob, decision: Decision
 ) -> tuple[bool, list[Message]]:
-    """The decision's statement and, when it finishes the job, the follow-ups and the
-    job type's finish hook, all in one transaction; return whether the guard matched
-    and the messages to send after commit."""
+    """The decision's statement and, when it finishes the job, its result (on success),
+    the follow-ups and the job type's finish hook, all in one transaction; return
+    whether the guard matched and the messages to send after commit."""
     with runtime.engine.begin() as conn:
         if decision.status == states.QUEUED:
             assert decision.next_run_at is not None
@@ -220,6 +231,9 @@ def write_in_transaction(
         if decision.status == states.SUCCEEDED:
             applied = complete_job(conn, job.id, job.owner)
             new_jobs = list(context.follow_ups)
+            if applied:
+                for write in context.result_writes:
+                    write(conn)
         else:
             assert decision.error is not None
             applied = kill_job(conn, job.id, job.owner, decision.error)

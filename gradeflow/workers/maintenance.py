@@ -35,6 +35,7 @@ from gradeflow.db.jobs import (
 from gradeflow.jobs.enqueue import insert_new_jobs
 from gradeflow.jobs.pipeline import advance_assessment
 from gradeflow.jobs.registry import NewJob
+from gradeflow.jobs.snapshots import SNAPSHOT_METRICS
 from gradeflow.settings import Settings
 from gradeflow.workers.messages import send_messages
 
@@ -169,8 +170,10 @@ class PeriodicJob:
     every_seconds: int
 
 
-#: Periodic jobs of the product (metric snapshots join here).
-PERIODIC_JOBS: list[PeriodicJob] = []
+def periodic_jobs(settings: Settings) -> list[PeriodicJob]:
+    """Periodic jobs of the product; a period of 0 turns one off."""
+    every = settings.metrics_snapshot_seconds
+    return [PeriodicJob(SNAPSHOT_METRICS, every)] if every else []
 
 
 @dataclass
@@ -207,7 +210,7 @@ def services(
         Relay(engine, broker, epoch_redis, settings.relay_after_seconds),
         Rescuer(engine, settings.max_rescues),
         Dispatcher(engine, broker, settings.dispatch_window),
-        PeriodicEnqueuer(engine, broker, PERIODIC_JOBS, settings.dispatch_window),
+        PeriodicEnqueuer(engine, broker, periodic_jobs(settings), settings.dispatch_window),
         Pruner(engine, settings.job_retention_hours, settings.idempotency_retention_hours),
         PipelineSweeper(engine, broker, settings.dispatch_window),
     ]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from gradeflow.jobs.embeddings.local import LocalEmbedder, model_path
+from gradeflow.jobs.embeddings.local import LocalEmbedder, length_sorted_batches, model_path
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,22 @@ def test_batches_give_the_same_vectors_as_single_texts(embedder: LocalEmbedder) 
 
 def test_no_texts_no_vectors(embedder: LocalEmbedder) -> None:
     assert embedder.embed([]) == []
+
+
+def test_vectors_are_the_models_own_in_the_texts_order(embedder: LocalEmbedder) -> None:
+    # 1 to 40 words in a scrambled order: the batches by token count differ from
+    # sentence-transformers' batches by character count; the vectors must not.
+    words = ("data analysis with sql and python for cloud security teams " * 4).split()
+    texts = [" ".join(words[: n * 7 % 40 + 1]) for n in range(93)]
+    ours = embedder.embed(texts)
+    theirs = embedder.st_model.encode(texts, batch_size=16, normalize_embeddings=True).tolist()
+    assert len(ours) == len(theirs) == len(texts)
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert cosine(mine, reference) > 0.9999
+
+
+def test_batches_group_texts_of_equal_token_counts_longest_first() -> None:
+    lengths = [5, 12, 5, 40, 12, 7]
+    assert length_sorted_batches(lengths, 2) == [[3, 1], [4, 5], [0, 2]]
+    assert length_sorted_batches(lengths, 4) == [[3, 1, 4, 5], [0, 2]]
+    assert length_sorted_batches([], 4) == []

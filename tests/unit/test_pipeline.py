@@ -50,8 +50,15 @@ def progress(
         # A dead recommendation stage still completes the assessment: its scores stand.
         ({(SCORE_RULES, "succeeded"): 1, (BUILD_RECOMMENDATIONS, "dead"): 1}, [], DONE),
         # Webhook deliveries of the assessment are not part of its pipeline.
-        ({(SCORE_RULES, "succeeded"): 1, (BUILD_RECOMMENDATIONS, "succeeded"): 1,
-          ("deliver_webhook", "queued"): 1}, [], DONE),  # fmt: skip
+        (
+            {
+                (SCORE_RULES, "succeeded"): 1,
+                (BUILD_RECOMMENDATIONS, "succeeded"): 1,
+                ("deliver_webhook", "queued"): 1,
+            },
+            [],
+            DONE,
+        ),
         ({(SCORE_RULES, "dead"): 1}, [], Finish("failed", "rule scoring did not succeed")),
         ({(SCORE_RULES, "cancelled"): 1}, [], Finish("failed", "rule scoring did not succeed")),
         ({(SCORE_ESSAY, "dead"): 1}, [ESSAY], GradeOffline([ESSAY])),

@@ -33,7 +33,7 @@ GAPS = skill_gaps({"sql": 80, "data_modeling": 70, "python": 50}, {"sql": 20, "p
 
 
 def test_gaps_are_below_target_only_weakest_first_and_unmeasured_counts_as_zero() -> None:
-    assert GAPS == [SkillGap("data_modeling", 70, None), SkillGap("sql", 80, 20)]
+    assert [SkillGap("data_modeling", 70, None), SkillGap("sql", 80, 20)] == GAPS
     assert [g.gap for g in GAPS] == [70, 60]
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from gradeflow.db.scores import NewEssayScore, answered_questions, upsert_essay_score
+from gradeflow.db.jobs import autocommit_cursor
+from gradeflow.db.scores import NewEssayScore, answered_question, upsert_essay_score
 from gradeflow.jobs.answers import EssayAnswer, InvalidAnswer, parse_answer
 from gradeflow.jobs.errors import PermanentError
 from gradeflow.jobs.essays import fallback, grade, injection
@@ -34,6 +35,7 @@ from gradeflow.jobs.essays.prompt import (
 )
 from gradeflow.jobs.registry import JobContext
 from gradeflow.jobs.rubrics import EssayRubric, parse_rubric
+from gradeflow.metrics import record_llm_usage
 from gradeflow.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -76,11 +78,11 @@ def load_essay(ctx: JobContext) -> Essay:
         snapshot_id = uuid.UUID(str(ctx.payload["snapshot_id"]))
     except (KeyError, ValueError) as exc:
         raise PermanentError(f"bad essay job payload {ctx.payload!r}") from exc
-    with ctx.engine.connect() as conn:
-        found = answered_questions(conn, assessment_id, snapshot_ids=[snapshot_id])
-    if len(found) != 1 or found[0].question_type != "essay":
+    # One statement on a bare driver cursor (autocommit): one round trip, not three.
+    with autocommit_cursor(ctx.engine) as cursor:
+        question = answered_question(cursor, assessment_id, snapshot_id)
+    if question is None or question.question_type != "essay":
         raise PermanentError(f"no answered essay question {snapshot_id} in {assessment_id}")
-    question = found[0]
     try:
         rubric = parse_rubric("essay", question.rubric)
         answer = parse_answer(rubric, None, question.answer)
@@ -91,8 +93,9 @@ def load_essay(ctx: JobContext) -> Essay:
 
 
 def save(ctx: JobContext, score: NewEssayScore) -> None:
-    with ctx.engine.begin() as conn:
-        upsert_essay_score(conn, score)
+    """Upsert the score in the transaction that completes the job (and, through the
+    pipeline's finish hook, reads it), not in a transaction of its own."""
+    ctx.write_result(lambda conn: upsert_essay_score(conn, score))
     log.info(
         "essay graded",
         model=score.model,
@@ -113,8 +116,6 @@ def grade_with_llm(
     client = client_for(settings)
     take_rate_slot()  # last, so the per-minute limit counts requests as they leave
     answer = chat(client, settings.llm_model, messages, response_format(essay.rubric))
-    parsed = checked_answer(answer, essay.rubric, attempt)
-    scores = criterion_scores(essay.rubric, parsed.criteria)
     cost = cost_of(
         answer.model or settings.llm_model,
         answer.usage,
@@ -122,6 +123,9 @@ def grade_with_llm(
         answer.content,
         settings.llm_prices,
     )
+    record_llm_usage(settings.llm_model, cost.prompt_tokens, cost.completion_tokens, cost.usd)
+    parsed = checked_answer(answer, essay.rubric, attempt)
+    scores = criterion_scores(essay.rubric, parsed.criteria)
     payload = {
         "grader": "llm",
         **totals(scores),
@@ -154,7 +158,8 @@ def checked_answer(answer: LlmAnswer, rubric: EssayRubric, attempt: int) -> Mode
     """The answer's scores; a schema-breaking answer is retried, then given up on."""
     try:
         if answer.refusal:
-            raise SchemaViolation(f"the model refused: {answer.refusal[:200]}")
+            # Not the refusal's text: it may quote the essay, and errors reach the logs.
+            raise SchemaViolation(f"the model refused ({len(answer.refusal)} characters)")
         if answer.finish_reason == "length":
             raise SchemaViolation("the answer was cut off (finish_reason length)")
         return grade.parse_answer(answer.content, rubric)

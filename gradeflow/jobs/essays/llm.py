@@ -31,6 +31,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 
 from gradeflow.jobs.errors import PermanentError, Snooze
+from gradeflow.metrics import counted_llm_request
 from gradeflow.settings import Settings
 
 #: Seconds to wait after a 429 that says nothing about when to come back.
@@ -101,7 +102,7 @@ def chat(
 ) -> LlmAnswer:
     """Send one request at temperature 0; SDK errors come out classified (see the module)."""
     started = time.monotonic()
-    with classified():
+    with counted_llm_request(model), classified():
         raw = client.chat.completions.with_raw_response.create(
             model=model,
             # Plain dicts built by the prompt module; the SDK's TypedDicts are structural.

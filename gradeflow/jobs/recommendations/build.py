@@ -63,6 +63,7 @@ from gradeflow.jobs.registry import JobContext, JobType, NewJob, register
 from gradeflow.jobs.results import compute_result
 from gradeflow.jobs.views import recommendations_view
 from gradeflow.jobs.webhooks import emit_event
+from gradeflow.metrics import record_llm_usage
 from gradeflow.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -259,9 +260,6 @@ def rank_with_model(
     client = client_for(settings)
     take_rate_slot()  # last, so the per-minute limit counts requests as they leave
     answer = chat(client, settings.llm_model, messages, rerank.response_format(candidates))
-    if answer.refusal or answer.finish_reason == "length":
-        raise SchemaViolation(f"no usable answer (finish_reason {answer.finish_reason})")
-    items = rerank.apply_ranking(rerank.parse_ranking(answer.content), candidates, gaps)
     cost = cost_of(
         answer.model or settings.llm_model,
         answer.usage,
@@ -269,6 +267,11 @@ def rank_with_model(
         answer.content,
         settings.llm_prices,
     )
+    # Counted before the answer is checked: a rejected answer's tokens were paid for too.
+    record_llm_usage(settings.llm_model, cost.prompt_tokens, cost.completion_tokens, cost.usd)
+    if answer.refusal or answer.finish_reason == "length":
+        raise SchemaViolation(f"no usable answer (finish_reason {answer.finish_reason})")
+    items = rerank.apply_ranking(rerank.parse_ranking(answer.content), candidates, gaps)
     return Ranking(
         items,
         "llm",

@@ -34,6 +34,7 @@ from gradeflow.jobs.errors import PermanentError, RetryAfter, Snooze
 from gradeflow.jobs.registry import JobContext
 from gradeflow.jobs.webhooks import http, signing, ssrf
 from gradeflow.jobs.webhooks.schedule import next_delay, parse_retry_after
+from gradeflow.metrics import record_webhook_attempt
 from gradeflow.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -181,6 +182,7 @@ def handle(
         answer, ctx.attempt, trigger, target.failing_since, now, settings, random.Random()
     )
     write(ctx, target, answer, trigger, verdict)
+    record_webhook_attempt(verdict.event_status, answer.status)
     if verdict.retry_in is not None:
         raise RetryAfter(verdict.retry_in, describe(answer))
     if verdict.event_status == "failed":
