@@ -7,7 +7,12 @@ import os
 
 import pytest
 
-from gradeflow.jobs.embeddings.local import LocalEmbedder, length_sorted_batches, model_path
+from gradeflow.jobs.embeddings.local import (
+    LocalEmbedder,
+    length_sorted_batches,
+    model_path,
+    packable,
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +63,10 @@ def test_no_texts_no_vectors(embedder: LocalEmbedder) -> None:
 
 
 def test_vectors_are_the_models_own_in_the_texts_order(embedder: LocalEmbedder) -> None:
-    # 1 to 40 words in a scrambled order: the batches by token count differ from
-    # sentence-transformers' batches by character count; the vectors must not.
+    # The packed forward pass (dense layers on real tokens only) is the one taken,
+    assert packable(embedder.st_model)
+    # and on 1 to 40 words in a scrambled order, batched by token count rather than
+    # sentence-transformers' character count, its vectors are the model's own.
     words = ("data analysis with sql and python for cloud security teams " * 4).split()
     texts = [" ".join(words[: n * 7 % 40 + 1]) for n in range(93)]
     ours = embedder.embed(texts)
