@@ -31,8 +31,8 @@ from gradeflow.api.keys import issue_api_key
 from gradeflow.db.clients import insert_client
 from gradeflow.db.engine import transaction
 from gradeflow.jobs.essays.llm import llm_configured
-from gradeflow.ops import demo_data
-from gradeflow.ops.bench_support import free_port
+from gradeflow.ops import bench_support, demo_data
+from gradeflow.ops.bench_support import BenchError, free_port
 from gradeflow.ops.fakes.webhook_receiver import Receiver
 from gradeflow.ops.procfile import stack_processes
 from gradeflow.ops.supervisor import Supervisor
@@ -382,14 +382,16 @@ def port_free(host: str, port: int) -> bool:
 def wait_until(
     what: str, condition: Callable[[], bool], alive: Callable[[], bool], timeout: float
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll ``condition`` (bench_support's loop); fail at once if the stack stops."""
+
+    def stack_alive() -> None:
         if not alive():
             raise DemoFailed(f"a process of the stack stopped while waiting for {what}")
-        if condition():
-            return
-        time.sleep(0.3)
-    raise DemoFailed(f"gave up waiting for {what} after {timeout:.0f} s")
+
+    try:
+        bench_support.wait_until(condition, timeout, what, stack_alive, interval=0.3)
+    except BenchError as exc:
+        raise DemoFailed(str(exc)) from None
 
 
 class ProgressBar:

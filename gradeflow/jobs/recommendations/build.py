@@ -48,7 +48,7 @@ from gradeflow.db.recommendations import (
 from gradeflow.db.scores import answered_questions
 from gradeflow.jobs import states
 from gradeflow.jobs.embeddings.hashing import HashEmbedder
-from gradeflow.jobs.embeddings.jobs import embed_checked
+from gradeflow.jobs.embeddings.jobs import embed_checked, payload_id
 from gradeflow.jobs.embeddings.providers import Embedder, embedder_for
 from gradeflow.jobs.embeddings.texts import credential_text, ranked_skills
 from gradeflow.jobs.errors import PermanentError
@@ -58,7 +58,13 @@ from gradeflow.jobs.essays.llm import LlmUnavailable, chat, client_for, llm_conf
 from gradeflow.jobs.pipeline import BUILD_RECOMMENDATIONS, advance
 from gradeflow.jobs.recommendations import rerank
 from gradeflow.jobs.recommendations.gaps import SkillGap, query_text, skill_gaps
-from gradeflow.jobs.recommendations.rank import Candidate, Ranked, rank_deterministic, summary
+from gradeflow.jobs.recommendations.rank import (
+    THOUSANDTH,
+    Candidate,
+    Ranked,
+    rank_deterministic,
+    summary,
+)
 from gradeflow.jobs.registry import JobContext, JobType, NewJob, register
 from gradeflow.jobs.results import compute_result
 from gradeflow.jobs.views import recommendations_view
@@ -76,7 +82,6 @@ RERANK_ATTEMPTS = 2
 #: An essay under this share of its weight lends its question's words to the query.
 WEAK_ESSAY = Decimal("0.6")
 SNIPPET_CHARS = 500
-THOUSANDTH = Decimal("0.001")
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ class Ranking:
 
 def build_recommendations(ctx: JobContext) -> None:
     """Build the assessment's recommendation (payload ``assessment_id``)."""
-    assessment_id = assessment_of(ctx)
+    assessment_id = payload_id(ctx, "assessment_id")
     settings = get_settings()
     with ctx.engine.connect() as conn:
         inputs = load_inputs(conn, assessment_id)
@@ -132,13 +137,6 @@ def build_recommendations(ctx: JobContext) -> None:
         provider=retrieval.provider,
         ranker=ranking.ranker,
     )
-
-
-def assessment_of(ctx: JobContext) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(ctx.payload["assessment_id"]))
-    except (KeyError, ValueError):
-        raise PermanentError(f"payload needs 'assessment_id' as a UUID: {ctx.payload!r}") from None
 
 
 # -- load ----------------------------------------------------------------------------------
