@@ -166,10 +166,11 @@ def take_step(
             )
         ]
     if isinstance(step, Finish):
-        # A recommendation still pending now never will be built (its job was
-        # cancelled, or the assessment failed before the stage): say so.
-        create_pending_recommendation(conn, assessment_id)
-        fail_recommendation(conn, assessment_id, f"not built: {step.reason}")
+        if not progress.jobs[(BUILD_RECOMMENDATIONS, states.SUCCEEDED)]:
+            # A recommendation still pending now never will be built (its job was
+            # cancelled, or the assessment failed before the stage): say so.
+            create_pending_recommendation(conn, assessment_id)
+            fail_recommendation(conn, assessment_id, f"not built: {step.reason}")
         result = compute_result(question_results(conn, assessment_id))
         finished = finish_assessment(
             conn,
