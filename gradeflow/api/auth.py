@@ -1,8 +1,8 @@
 """Who is calling: ``Authorization: Bearer gf_…`` looked up by its SHA-256, on every request.
 
-Nothing is cached beyond the request, so a revoked key stops working at once.
-Routes that run their own transaction (the intake) read the key in a statement
-of its own: :data:`SubmitterKey`.
+A revoked key stops working at once. Every route looks the key up on every
+request, except intake's submissions: their write checks the key itself, in the
+statement that writes (:class:`RecentKeys`).
 
 Roles (DESIGN.md, "External contract"): ``submitter``, ``operator`` and
 ``admin``; an admin may also do everything an operator may.
@@ -19,12 +19,12 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from gradeflow.api.errors import ApiError
-from gradeflow.api.keys import hash_api_key, is_well_formed
+from gradeflow.api.keys import Caller, hash_api_key, is_well_formed
 from gradeflow.api.services import Services, get_services
 from gradeflow.api.transaction import TransactionDep
 from gradeflow.db.audit import Actor
 from gradeflow.db.clients import KeyHolder, active_client_by_key_hash, active_key_holder
-from gradeflow.db.jobs import autocommit_cursor
+from gradeflow.db.jobs import DriverCursor, autocommit_cursor
 from gradeflow.db.schema import ApiClient
 from gradeflow.logs import bind_request_ids
 
@@ -66,22 +66,33 @@ def authenticate(credentials: BearerCredentials, transaction: TransactionDep) ->
     return client
 
 
-async def authenticate_key(
+async def recent_submitter(
     credentials: BearerCredentials, services: Annotated[Services, Depends(get_services)]
-) -> KeyHolder:
-    """:func:`authenticate` for routes that run their own transaction: the key is read
-    in a statement of its own, still on every request (a revoked key stops at once)."""
+) -> Caller:
+    """The submitter holding the bearer key (401, 403 otherwise), looked up unless this
+    process found it active within the last second (:class:`RecentKeys`)."""
     key_hash = key_hash_of(credentials)
-    holder = await run_in_threadpool(read_key_holder, services.engine, key_hash)
+    holder = services.recent_keys.get(key_hash)
     if holder is None:
-        raise unauthorized("the API key is unknown or revoked")
+        holder = await run_in_threadpool(read_key_holder, services.engine, key_hash)
+        if holder is None:
+            raise unauthorized("the API key is unknown or revoked")
+        services.recent_keys.remember(key_hash, holder)
     bind_request_ids(client_id=str(holder.id))
-    return holder
+    admitted("submitter", holder.role)
+    return Caller(key_hash, holder)
 
 
 def read_key_holder(engine: Engine, key_hash: str) -> KeyHolder | None:
     with autocommit_cursor(engine) as cursor:
         return active_key_holder(cursor, key_hash)
+
+
+def confirm_key(cursor: DriverCursor, services: Services, caller: Caller) -> None:
+    """401 (and the key forgotten) unless the caller's key is still active."""
+    if active_key_holder(cursor, caller.key_hash) is None:
+        services.recent_keys.forget(caller.key_hash)
+        raise unauthorized("the API key is unknown or revoked")
 
 
 def admitted(role: str, client_role: str) -> None:
@@ -101,16 +112,6 @@ def require_role(role: str) -> Callable[[ApiClient], Awaitable[ApiClient]]:
     return admit
 
 
-def require_key_role(role: str) -> Callable[[KeyHolder], Awaitable[KeyHolder]]:
-    """:func:`require_role` over :func:`authenticate_key`."""
-
-    async def admit(holder: Annotated[KeyHolder, Depends(authenticate_key)]) -> KeyHolder:
-        admitted(role, holder.role)
-        return holder
-
-    return admit
-
-
 def actor(client: ApiClient) -> Actor:
     """The audit log's view of a client."""
     return Actor(id=client.id, role=client.role)
@@ -120,5 +121,5 @@ AnyClient = Annotated[ApiClient, Depends(authenticate)]
 SubmitterClient = Annotated[ApiClient, Depends(require_role("submitter"))]
 AdminClient = Annotated[ApiClient, Depends(require_role("admin"))]
 OperatorClient = Annotated[ApiClient, Depends(require_role("operator"))]
-#: A submitter, for routes that run their own transaction (the intake).
-SubmitterKey = Annotated[KeyHolder, Depends(require_key_role("submitter"))]
+#: A submitter, for intake's submissions (see :class:`RecentKeys`).
+RecentSubmitter = Annotated[Caller, Depends(recent_submitter)]

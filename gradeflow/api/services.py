@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dramatiq
 import redis
 from fastapi import Request
 from sqlalchemy import Engine
 
+from gradeflow.api.keys import RecentKeys
+from gradeflow.api.known_questions import KnownQuestions
 from gradeflow.db.engine import make_engine
+from gradeflow.jobs.enqueue import FullWindows
 from gradeflow.settings import Settings
 from gradeflow.workers.broker import build_broker
 
@@ -23,6 +26,12 @@ class Services:
     engine: Engine
     broker: dramatiq.Broker
     redis: redis.Redis
+    #: The dispatch windows intake last found full (see :class:`FullWindows`).
+    full_windows: FullWindows = field(default_factory=FullWindows)
+    #: The questions intake has read (see :class:`KnownQuestions`).
+    known_questions: KnownQuestions = field(default_factory=KnownQuestions)
+    #: The keys intake recently found active (see :class:`RecentKeys`).
+    recent_keys: RecentKeys = field(default_factory=RecentKeys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:

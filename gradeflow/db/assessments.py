@@ -98,6 +98,14 @@ class Submitted:
 
     assessment: InsertedAssessment
     messages: list[Message]
+    #: Queues on which a job meant to be sent at once was left to the dispatcher:
+    #: the client's window there is full.
+    full_queues: set[str]
+
+
+class NotWritten(Exception):
+    """The submission was not written: a question it answers or its role is no longer
+    active, or its client's key was revoked (since intake last read them)."""
 
 
 # Parent and child rows in sibling CTEs: the foreign keys are checked at the end of
@@ -107,9 +115,20 @@ class Submitted:
 # the same capped one), else the dispatcher sends it. Every CTE sees the table as it
 # was before the statement, so the count never includes the jobs being inserted.
 _INSERT_SUBMISSION = (
-    "WITH u AS ("
+    # Nothing is written unless every answered question is still an active question
+    # of the role, itself still active, and the client's key is not revoked (intake
+    # checked them earlier, maybe much earlier): each insert below hangs on the user's.
+    "WITH still_active AS ("
+    "  SELECT count(*) = cardinality(CAST(%(question_ids)s AS uuid[]))"
+    "   AND EXISTS (SELECT 1 FROM api_clients c"
+    "     WHERE c.id = %(client_id)s AND c.revoked_at IS NULL) AS ok"
+    "  FROM questions q JOIN role_catalog r ON r.id = q.role_id"
+    "  WHERE q.id = ANY(CAST(%(question_ids)s AS uuid[])) AND q.role_id = %(role_id)s"
+    "   AND q.active AND r.active),"
+    " u AS ("
     "  INSERT INTO users (client_id, external_id, email, role)"
-    "  VALUES (%(client_id)s, %(external_id)s, %(email)s, 'student')"
+    "  SELECT %(client_id)s, %(external_id)s, %(email)s, 'student'"
+    "  FROM still_active WHERE ok"
     "  ON CONFLICT (client_id, external_id)"
     "  DO UPDATE SET email = excluded.email, updated_at = now()"
     "  RETURNING id),"
@@ -125,28 +144,30 @@ _INSERT_SUBMISSION = (
     "  SELECT x.snapshot_id, %(id)s, q.id, q.prompt, q.rubric, q.question_type, q.choices,"
     "   q.weight, q.version"
     "  FROM unnest(CAST(%(snapshot_ids)s AS uuid[]), CAST(%(question_ids)s AS uuid[]))"
-    "   AS x(snapshot_id, question_id) JOIN questions q ON q.id = x.question_id),"
+    "   AS x(snapshot_id, question_id) JOIN questions q ON q.id = x.question_id"
+    "  CROSS JOIN a),"
     " r AS ("
     "  INSERT INTO assessment_responses (assessment_id, question_snapshot_id, answer)"
     "  SELECT %(id)s, x.snapshot_id, x.answer"
     "  FROM unnest(CAST(%(snapshot_ids)s AS uuid[]), CAST(%(answers)s AS jsonb[]))"
-    "   AS x(snapshot_id, answer)),"
+    "   AS x(snapshot_id, answer) CROSS JOIN a),"
     " new_jobs AS ("
     "  SELECT * FROM jsonb_to_recordset(CAST(%(jobs)s AS jsonb)) AS x(job_type text,"
     "   queue_name text, payload jsonb, dedup_key text, max_attempts int, send_now boolean,"
     "   place int)),"
-    # MATERIALIZED: one count per queue, not one per job.
+    # MATERIALIZED: one count per queue, not one per job; only queues with a job to
+    # send now are counted.
     " room AS MATERIALIZED ("
     "  SELECT q.queue_name, %(window)s - "
     + capped_outstanding("q.queue_name", "client_id = %(client_id)s", "%(window)s")
-    + " AS room FROM (SELECT DISTINCT queue_name FROM new_jobs) AS q),"
+    + " AS room FROM (SELECT DISTINCT queue_name FROM new_jobs WHERE send_now) AS q),"
     " j AS ("
     "  INSERT INTO async_jobs (job_type, queue_name, status, payload, assessment_id,"
     "   client_id, dedup_key, max_attempts, next_run_at, sent_at)"
     "  SELECT n.job_type, n.queue_name, 'queued', n.payload, %(id)s, %(client_id)s,"
     "   n.dedup_key, n.max_attempts, now(),"
     "   CASE WHEN n.send_now AND n.place <= room.room THEN now() END"
-    "  FROM new_jobs n JOIN room USING (queue_name)"
+    "  FROM new_jobs n LEFT JOIN room USING (queue_name) CROSS JOIN a"
     "  ON CONFLICT (job_type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
     "  RETURNING id, job_type, queue_name, sent_at IS NOT NULL AS sent)"
     " SELECT a.user_id, a.created_at, j.id, j.job_type, j.queue_name, j.sent"
@@ -168,10 +189,12 @@ def insert_submission(
     ``jobs`` (all of ``new.client_id``, naming ``ids``) with ``send_now`` get a
     message at once while fewer than ``window`` of the client's are in flight on
     their queue. Raises ``psycopg.IntegrityError`` when another user of the same
-    client already has the email.
+    client already has the email, and :class:`NotWritten` (having written
+    nothing) when an answered question or the role is no longer active, or the
+    client's key was revoked.
     """
     cursor.execute(_INSERT_SUBMISSION, _submission_params(new, ids, jobs, window))
-    return _submitted(ids, cursor.fetchall())
+    return _submitted(ids, jobs, cursor.fetchall())
 
 
 def insert_assessment(session: Session, new: NewAssessment) -> InsertedAssessment:
@@ -181,7 +204,7 @@ def insert_assessment(session: Session, new: NewAssessment) -> InsertedAssessmen
     result = session.connection().exec_driver_sql(
         _INSERT_SUBMISSION, _submission_params(new, ids, (), 0)
     )
-    return _submitted(ids, [tuple(row) for row in result]).assessment
+    return _submitted(ids, (), [tuple(row) for row in result]).assessment
 
 
 def _submission_params(
@@ -223,15 +246,19 @@ def _job_records(jobs: Sequence[JobToInsert]) -> list[dict[str, Any]]:
     return records
 
 
-def _submitted(ids: PlannedIds, rows: Sequence[tuple[Any, ...]]) -> Submitted:
+def _submitted(
+    ids: PlannedIds, jobs: Sequence[JobToInsert], rows: Sequence[tuple[Any, ...]]
+) -> Submitted:
+    if not rows:
+        raise NotWritten()
     user_id, created_at = rows[0][0], rows[0][1]
-    messages = [
-        Message(job_id, job_type, queue)
-        for _, _, job_id, job_type, queue, sent in rows
-        if job_id is not None and sent
-    ]
-    inserted = InsertedAssessment(ids.assessment_id, user_id, created_at, ids.snapshot_ids)
-    return Submitted(inserted, messages)
+    inserted_jobs = [(Message(row[2], row[3], row[4]), row[5]) for row in rows if row[2]]
+    to_send_now = {job.queue_name for job in jobs if job.send_now}
+    return Submitted(
+        InsertedAssessment(ids.assessment_id, user_id, created_at, ids.snapshot_ids),
+        messages=[message for message, sent in inserted_jobs if sent],
+        full_queues={m.queue_name for m, sent in inserted_jobs if not sent} & to_send_now,
+    )
 
 
 # -- the pipeline ---------------------------------------------------------------------

@@ -20,8 +20,8 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-#: A job is unclaimed-but-sent when its message went out for its current due time.
-_OUTSTANDING = "status = 'queued' AND sent_at IS NOT NULL AND sent_at >= next_run_at"
+from gradeflow.db.schema.jobs import OUTSTANDING_SQL
+
 _NIL_CLIENT = "'00000000-0000-0000-0000-000000000000'::uuid"
 
 
@@ -89,7 +89,7 @@ def capped_outstanding(queue: str, client_condition: str, cap: str) -> str:
     enqueue in the same round trip (the intake's), so one definition of "in flight" holds."""
     return (
         f"(SELECT count(*) FROM (SELECT 1 FROM async_jobs WHERE queue_name = {queue}"
-        f" AND {client_condition} AND {_OUTSTANDING} LIMIT {cap}) AS capped)"
+        f" AND {client_condition} AND {OUTSTANDING_SQL} LIMIT {cap}) AS capped)"
     )
 
 
@@ -159,8 +159,10 @@ def autocommit_cursor(engine: Engine) -> Iterator[DriverCursor]:
     per-statement and per-checkout machinery (about 0.35 ms of CPU per statement,
     three times the cost of the statement itself, in a GIL-bound worker process).
     Driver errors come out as SQLAlchemy's (``OperationalError`` on a lost
-    connection, as callers expect); a connection that failed is dropped, never
-    given back to the pool.
+    connection, as callers expect); a connection that broke, or that an interrupt
+    (a worker's time limit, a shutdown) may have caught mid-statement, is dropped,
+    never given back to the pool. An error raised between statements (an API's
+    4xx) leaves it idle, fit for reuse.
     """
     pooled = engine.raw_connection()
     driver = pooled.driver_connection
@@ -169,15 +171,22 @@ def autocommit_cursor(engine: Engine) -> Iterator[DriverCursor]:
         driver.autocommit = True
         with driver.cursor() as cursor:
             yield cursor
-        driver.autocommit = False
     except psycopg.Error as exc:
-        pooled.invalidate(exc)
+        if driver.broken:
+            pooled.invalidate(exc)
+        else:
+            driver.autocommit = False
         raise DBAPIError.instance(
             None, None, exc, psycopg.Error, connection_invalidated=driver.broken
         ) from exc
+    except Exception:
+        driver.autocommit = False
+        raise
     except BaseException:
         pooled.invalidate()
         raise
+    else:
+        driver.autocommit = False
     finally:
         pooled.close()
 
@@ -378,7 +387,7 @@ def dispatch_due_jobs(conn: Connection, window: int, limit: int) -> list[Message
         text(
             "WITH outstanding AS ("
             f"  SELECT queue_name, COALESCE(client_id, {_NIL_CLIENT}) AS client, count(*) AS n"
-            f"  FROM async_jobs WHERE {_OUTSTANDING} GROUP BY 1, 2"
+            f"  FROM async_jobs WHERE {OUTSTANDING_SQL} GROUP BY 1, 2"
             "), candidates AS ("
             f"  SELECT id, queue_name, COALESCE(client_id, {_NIL_CLIENT}) AS client,"
             "    row_number() OVER (PARTITION BY queue_name, client_id"
@@ -411,7 +420,7 @@ def relay_lost_messages(
     rows = conn.execute(
         text(
             "UPDATE async_jobs SET sent_at = now() WHERE id IN ("
-            f"  SELECT id FROM async_jobs WHERE {_OUTSTANDING}"
+            f"  SELECT id FROM async_jobs WHERE {OUTSTANDING_SQL}"
             "   AND (CASE WHEN CAST(:before AS timestamptz) IS NULL"
             "     THEN sent_at <= now() - make_interval(secs => :age)"
             "     ELSE sent_at <= CAST(:before AS timestamptz) END)"

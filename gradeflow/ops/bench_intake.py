@@ -61,6 +61,7 @@ from gradeflow.ops.bench_support import (
     wait_until,
 )
 from gradeflow.ops.context import err, fail, stack
+from gradeflow.settings import Settings
 
 BENCH_DATABASE = "gradeflow_bench_intake"
 BENCH_REDIS_DB = 14
@@ -287,6 +288,12 @@ def run_intake_benchmark(
         steady = asyncio.run(open_loop(port, submissions, connections, rate, seconds))
         with engine.connect() as conn:
             after = conn.execute(text("SELECT count(*) FROM assessments")).scalar_one()
+            jobs, sent = conn.execute(
+                text(
+                    "SELECT count(*), count(sent_at) FROM async_jobs"
+                    " WHERE assessment_id IS NOT NULL"
+                )
+            ).one()
         accepted = intake.statuses.get(202, 0) + steady.statuses.get(202, 0)
         if accepted != sum(intake.statuses.values()) + sum(steady.statuses.values()):
             raise BenchError(f"some submissions were refused: {intake.statuses} {steady.statuses}")
@@ -306,6 +313,10 @@ def run_intake_benchmark(
             "p50_ms_at_100_rps": percentile(steady.latencies_ms, 0.50),
             "p99_ms_at_100_rps": percentile(steady.latencies_ms, 0.99),
             "submissions": accepted,
+            "jobs": jobs,
+            "messages_sent": sent,
+            # The server runs on the defaults (child_env drops GRADEFLOW_* tuning).
+            "dispatch_window": Settings.model_fields["dispatch_window"].default,
             "load_avg_end": round(os.getloadavg()[0], 2),
         }
     finally:
@@ -341,8 +352,8 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             f"Command: `{command}` — one `gradeflow api` server ({r['api_workers']} uvicorn "
             f"worker(s)), {r['connections']} keep-alive connections, {r['seconds']:g} s per "
             "phase; each submission has 10 answers (8 multiple choice, 2 essays) and writes "
-            "its user, assessment, 10 snapshots, 10 answers and 3 jobs in one transaction, "
-            "then sends 3 messages.",
+            "its user, assessment, 10 snapshots, 10 answers and 3 jobs in one statement, "
+            "then sends the messages its client's dispatch window has room for.",
             "",
             "| | GET /healthz (ceiling) | POST /v1/assessments | target |",
             "|---|---:|---:|---|",
@@ -356,8 +367,12 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             f"p99 < {TARGET_P99_MS:.0f} ({verdict(r['p99_ms_at_100_rps'] < TARGET_P99_MS)}) |",
             "",
             f"{r['submissions']} submissions, every one answered 202 and found in the database "
-            "afterwards. The load generator is raw HTTP/1.1 over asyncio streams with "
-            "pre-built requests, in the benchmark's own process.",
+            f"afterwards, with {r['jobs']} jobs. No worker runs, so the one client's window "
+            f"({r['dispatch_window']} messages in flight per queue) fills early: "
+            f"{r['messages_sent']} messages went out at intake, the other jobs wait in "
+            "Postgres for the dispatcher, as in any burst. The load generator is raw "
+            "HTTP/1.1 over asyncio streams with pre-built requests, in the benchmark's own "
+            "process.",
             "",
         ]
     )

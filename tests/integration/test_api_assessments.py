@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from gradeflow.api.app import create_app
+from gradeflow.db.clients import revoke_client
 from gradeflow.db.engine import transaction
 from gradeflow.db.schema import RagTrace, Recommendation, RecommendationItem
 from gradeflow.jobs.answers import MAX_ESSAY_CHARS
@@ -322,6 +323,50 @@ def test_an_inactive_role_cannot_be_assessed(
 
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["field"] == "role_id"
+
+
+def test_a_role_retired_after_intake_knew_its_questions_is_refused_and_nothing_written(
+    http: TestClient, engine: Engine, catalog: dict[str, str], submitter: dict[str, str]
+) -> None:
+    # The first submission makes the API process know the role's questions ...
+    first = http.post("/v1/assessments", json=submission(catalog), headers=submitter)
+    assert first.status_code == 202, first.text
+    before = written(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE role_catalog SET active = false"))
+
+    # ... and the write itself still refuses what was retired since.
+    again = submission(catalog, user={"external_id": "u-2", "email": "bo@example.com"})
+    response = http.post("/v1/assessments", json=again, headers=submitter)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "role_id"
+    assert written(engine) == before
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "revoked-key-1"])
+def test_a_key_revoked_right_after_a_submission_writes_nothing_more(
+    http: TestClient,
+    engine: Engine,
+    catalog: dict[str, str],
+    keys: dict[str, Key],
+    idempotency_key: str | None,
+) -> None:
+    key = keys["submitter"]
+    headers = dict(key.headers)
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    assert http.post("/v1/assessments", json=submission(catalog), headers=headers).is_success
+    before = written(engine)
+    with transaction(engine) as session:
+        assert revoke_client(session, key.client_id) is not None
+
+    # At once: neither a new submission nor a replay of the first answer.
+    response = http.post("/v1/assessments", json=submission(catalog), headers=headers)
+
+    assert response.status_code == 401, response.text
+    assert "revoked" in response.json()["error"]["message"]
+    assert written(engine) == before
 
 
 def test_a_question_of_another_role_is_refused(

@@ -25,8 +25,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from gradeflow.api.auth import SubmitterClient, SubmitterKey
+from gradeflow.api.auth import RecentSubmitter, SubmitterClient, confirm_key
 from gradeflow.api.errors import ApiError
+from gradeflow.api.keys import Caller
+from gradeflow.api.known_questions import KnownQuestion, KnownQuestions
 from gradeflow.api.schemas.assessments import AssessmentIn
 from gradeflow.api.schemas.errors import AUTHENTICATED, WITH_BODY, error_responses
 from gradeflow.api.services import Services, get_services
@@ -36,6 +38,7 @@ from gradeflow.db.assessments import (
     AssessmentRecord,
     InsertedAssessment,
     NewAssessment,
+    NotWritten,
     QuestionResult,
     active_questions,
     assessment_record,
@@ -45,12 +48,12 @@ from gradeflow.db.assessments import (
     role_is_active,
 )
 from gradeflow.db.idempotency import claim_key, store_response
-from gradeflow.db.jobs import DriverCursor, Message
+from gradeflow.db.jobs import DriverCursor, Message, autocommit_cursor
 from gradeflow.db.recommendations import recommendation_record
 from gradeflow.jobs.answers import InvalidAnswer, parse_answer
 from gradeflow.jobs.enqueue import job_row
 from gradeflow.jobs.pipeline import scoring_jobs
-from gradeflow.jobs.rubrics import parse_rubric
+from gradeflow.jobs.registry import queue_of
 from gradeflow.jobs.views import AssessmentOut, assessment_view
 from gradeflow.workers.messages import send_messages
 
@@ -78,17 +81,12 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 )
 async def submit_assessment(
     body: AssessmentIn,
-    client: SubmitterKey,
+    caller: RecentSubmitter,
     services: ServicesDep,
-    response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> Any:
+) -> Response:
     """Accept an assessment for grading; it is scored asynchronously (poll ``links.self``)."""
-    submission = Submission(client.id, body, idempotency_key)
-    answer = await run_in_threadpool(accept, services, submission)
-    if isinstance(answer, AssessmentOut):
-        response.headers["Location"] = answer.links.self
-    return answer
+    return await run_in_threadpool(accept, services, caller, body, idempotency_key)
 
 
 @dataclass(frozen=True)
@@ -100,26 +98,64 @@ class Submission:
     key: str | None
 
 
-def accept(services: Services, submission: Submission) -> AssessmentOut | JSONResponse:
-    """Check and write ``submission`` in one transaction, committed (durably) before
-    this returns; then send its jobs' messages. A replayed key answers as it did first."""
-    with driver_transaction(services.engine) as cursor:
-        if submission.key is not None:
+def accept(services: Services, caller: Caller, body: AssessmentIn, key: str | None) -> Response:
+    """Check and write the caller's submission, committed (durably) before this
+    returns; then send its jobs' messages. A replayed key answers as it did first,
+    to its client only while the client's key is active.
+
+    Without an ``Idempotency-Key`` the one write is a single statement, so it runs
+    in autocommit: atomic on its own, and two round trips (BEGIN, COMMIT) cheaper.
+    """
+    submission = Submission(caller.holder.id, body, key)
+    opened = autocommit_cursor if key is None else driver_transaction
+    with opened(services.engine) as cursor:
+        if key is not None:
+            confirm_key(cursor, services, caller)
             replay = replay_or_claim(cursor, submission)
             if replay is not None:
                 return replay
-        questions = checked_questions(cursor, submission.body)
-        inserted, messages = write(cursor, services, submission, questions)
+        questions, inserted, messages = checked_and_written(cursor, services, caller, submission)
         out = assessment_view(
             submitted_record(submission, inserted),
             unscored(list(questions.values()), inserted.snapshot_ids),
             None,
         )
-        if submission.key is not None:
-            body = out.model_dump(mode="json")
-            store_response(cursor, submission.client_id, submission.key, 202, body)
+        if key is not None:
+            store_response(cursor, submission.client_id, key, 202, out.model_dump(mode="json"))
     send_messages(services.broker, messages)
-    return out
+    # Already an AssessmentOut: FastAPI need not validate it again on the way out.
+    return Response(
+        out.model_dump_json(),
+        202,
+        headers={"Location": out.links.self},
+        media_type="application/json",
+    )
+
+
+def checked_and_written(
+    cursor: DriverCursor, services: Services, caller: Caller, submission: Submission
+) -> tuple[dict[uuid.UUID, AskedQuestion], InsertedAssessment, list[Message]]:
+    """The submission's questions, once its answers check out, and what its write did.
+
+    Answers are checked against the questions as intake knows them. If the write
+    finds one of them (or the role) retired since, or the caller's key revoked, it
+    writes nothing, and the checks run again on what the database says now: a
+    401, or a 422 naming the retired question.
+    """
+    known, role_id = services.known_questions, submission.body.role_id
+    questions = checked_questions(cursor, submission.body, known)
+    try:
+        return (questions, *write(cursor, services, submission, questions))
+    except NotWritten:
+        confirm_key(cursor, services, caller)
+        known.forget_role(role_id)
+    questions = checked_questions(cursor, submission.body, known)
+    try:
+        return (questions, *write(cursor, services, submission, questions))
+    except NotWritten:
+        raise ApiError(
+            409, "conflict", f"the questions of role {role_id} changed during the submission"
+        ) from None
 
 
 def write(
@@ -141,11 +177,13 @@ def write(
     ids = plan_ids(new)
     types = {ids.snapshot_ids[q.id]: q.question_type for q in questions.values()}
     jobs = scoring_jobs(ids.assessment_id, submission.client_id, types)
-    window = services.settings.dispatch_window
+    windows = services.full_windows
+    rows = [
+        job_row(job, send_now=windows.send_now(job.client_id, queue_of(job.job_type)))
+        for job in jobs
+    ]
     try:
-        submitted = insert_submission(
-            cursor, new, ids, [job_row(job, send_now=True) for job in jobs], window
-        )
+        submitted = insert_submission(cursor, new, ids, rows, services.settings.dispatch_window)
     except psycopg.IntegrityError:
         raise ApiError(
             409,
@@ -153,6 +191,7 @@ def write(
             "another user of yours (another external_id) already has this email",
             [{"location": "body", "field": "user.email", "reason": "email already in use"}],
         ) from None
+    windows.found_full(submission.client_id, submitted.full_queues)
     return submitted.assessment, submitted.messages
 
 
@@ -205,13 +244,20 @@ def replay_or_claim(cursor: DriverCursor, submission: Submission) -> JSONRespons
     return JSONResponse(stored.response_body, stored.response_status, headers=headers)
 
 
-def checked_questions(cursor: DriverCursor, body: AssessmentIn) -> dict[uuid.UUID, AskedQuestion]:
+def checked_questions(
+    cursor: DriverCursor, body: AssessmentIn, known: KnownQuestions
+) -> dict[uuid.UUID, AskedQuestion]:
     """The answered questions by id, once the role, every question and every answer check out.
 
-    Every problem is reported at once, each naming its ``responses[i]`` field.
+    Questions not yet ``known`` are read (as active questions of the role) and
+    learned. Every problem is reported at once, each naming its ``responses[i]`` field.
     """
     ids = [r.question_id for r in body.responses]
-    questions = active_questions(cursor, body.role_id, ids)
+    questions = known.of_role(body.role_id, ids)
+    unknown = [question_id for question_id in ids if question_id not in questions]
+    if unknown:
+        read = active_questions(cursor, body.role_id, unknown)
+        questions.update(known.learn(body.role_id, read.values()))
     if len(questions) < len(set(ids)) and not role_is_active(cursor, body.role_id):
         raise RequestValidationError(
             [problem(("role_id",), f"no active role has the id {body.role_id}")]
@@ -243,13 +289,12 @@ def checked_questions(cursor: DriverCursor, body: AssessmentIn) -> dict[uuid.UUI
             problems.append(problem((*where, "answer"), reason))
     if problems:
         raise RequestValidationError(problems)
-    return questions
+    return {question_id: known.question for question_id, known in questions.items()}
 
 
-def answer_problem(question: AskedQuestion, answer: Any) -> str | None:
-    choice_ids = [c["id"] for c in question.choices] if question.choices else None
+def answer_problem(question: KnownQuestion, answer: Any) -> str | None:
     try:
-        parse_answer(parse_rubric(question.question_type, question.rubric), choice_ids, answer)
+        parse_answer(question.rubric, question.choice_ids, answer)
     except InvalidAnswer as exc:
         return str(exc)
     return None

@@ -18,6 +18,8 @@ from gradeflow.db.base import Base, uuid_pk
 
 JOB_STATUS_CHECK = "status IN ('queued', 'running', 'succeeded', 'dead', 'cancelled')"
 FINISHED_STATUSES_SQL = "('succeeded', 'dead', 'cancelled')"
+#: A job whose message is in flight: sent for its current run, not yet claimed.
+OUTSTANDING_SQL = "status = 'queued' AND sent_at IS NOT NULL AND sent_at >= next_run_at"
 
 
 class AsyncJob(Base):
@@ -50,6 +52,16 @@ class AsyncJob(Base):
             "client_id",
             "next_run_at",
             postgresql_where=text("status = 'queued'"),
+        ),
+        # Messages in flight (sent, not yet claimed): every enqueue counts a client's per
+        # queue, up to the dispatch window; the relay scans them by age. Without it the
+        # count reads every queued job of the client, a backlog of thousands included.
+        Index(
+            "idx_async_jobs_outstanding",
+            "queue_name",
+            "client_id",
+            "sent_at",
+            postgresql_where=text(OUTSTANDING_SQL),
         ),
         # The rescuer's scan: running jobs by lease expiry.
         Index(
