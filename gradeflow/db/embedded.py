@@ -97,9 +97,15 @@ def shared_buffers_mb(memory_bytes: int) -> int:
     return max(MIN_SHARED_BUFFERS_MB, min(MAX_SHARED_BUFFERS_MB, share))
 
 
+#: initdb's 100 is fewer than one machine's workers may hold: each worker process
+#: pools a connection per thread (and the llm queue runs more threads than its
+#: concurrency limit), next to the API, the scheduler and the CLI.
+MAX_CONNECTIONS = 400
+
+
 def server_settings(buffers_mb: int) -> dict[str, str]:
     """The server settings gradeflow wants that differ from initdb's."""
-    return {"shared_buffers": f"{buffers_mb}MB"}
+    return {"shared_buffers": f"{buffers_mb}MB", "max_connections": str(MAX_CONNECTIONS)}
 
 
 def apply_settings(admin_uri: str, wanted: dict[str, str]) -> bool:

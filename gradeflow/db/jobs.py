@@ -101,29 +101,53 @@ class Inserted:
     messages: list[Message]
 
 
-def insert_jobs(conn: Connection, jobs: Sequence[JobToInsert]) -> Inserted:
+# One statement: each (queue, client) of the jobs to send now has its in-flight
+# messages counted once (MATERIALIZED), up to the window; its jobs take the room
+# left in the order given. A client of its own for the jobs without one.
+_INSERT_JOBS = (
+    "WITH new_jobs AS ("
+    "  SELECT j.*, row_number() OVER (PARTITION BY j.queue_name, j.client_id"
+    "    ORDER BY j.ord) AS place"
+    "  FROM jsonb_to_recordset(CAST(%(jobs)s AS jsonb)) AS j(job_type text,"
+    "   queue_name text, payload jsonb, assessment_id uuid, client_id uuid, dedup_key text,"
+    "   max_attempts int, send_now boolean, ord bigint)),"
+    " room AS MATERIALIZED ("
+    "  SELECT q.queue_name, q.client_id, %(window)s - CASE WHEN q.client_id IS NULL"
+    "   THEN "
+    + capped_outstanding("q.queue_name", "client_id IS NULL", "%(window)s")
+    + "   ELSE "
+    + capped_outstanding("q.queue_name", "client_id = q.client_id", "%(window)s")
+    + "   END AS room"
+    "  FROM (SELECT DISTINCT queue_name, client_id FROM new_jobs WHERE send_now) AS q)"
+    " INSERT INTO async_jobs (job_type, queue_name, status, payload, assessment_id,"
+    " client_id, dedup_key, max_attempts, next_run_at, sent_at)"
+    " SELECT n.job_type, n.queue_name, 'queued', n.payload, n.assessment_id,"
+    " n.client_id, n.dedup_key, n.max_attempts, now(),"
+    " CASE WHEN n.send_now AND n.place <= room.room THEN now() END"
+    " FROM new_jobs n LEFT JOIN room ON room.queue_name = n.queue_name"
+    "  AND room.client_id IS NOT DISTINCT FROM n.client_id"
+    " ORDER BY n.ord"
+    " ON CONFLICT (job_type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
+    " RETURNING id, job_type, queue_name, sent_at IS NOT NULL"
+)
+
+
+def insert_jobs(conn: Connection, jobs: Sequence[JobToInsert], window: int) -> Inserted:
     """Insert ``jobs`` as ``queued`` and due now; return the messages to send after commit.
 
     A job whose ``(job_type, dedup_key)`` exists already is not inserted and
-    gets no message. Only jobs with ``send_now`` get a message here; the
-    dispatcher sends the others, fairly across clients.
+    gets no message. A job with ``send_now`` gets a message here while fewer than
+    ``window`` of its client's are in flight on its queue (its earlier siblings in
+    ``jobs`` included); the dispatcher sends the others, fairly across clients.
     """
     if not jobs:
         return Inserted([], [])
-    rows = conn.execute(
-        text(
-            "INSERT INTO async_jobs (job_type, queue_name, status, payload, assessment_id,"
-            " client_id, dedup_key, max_attempts, next_run_at, sent_at)"
-            " SELECT j.job_type, j.queue_name, 'queued', j.payload, j.assessment_id,"
-            " j.client_id, j.dedup_key, j.max_attempts, now(),"
-            " CASE WHEN j.send_now THEN now() END"
-            " FROM jsonb_to_recordset(CAST(:jobs AS jsonb)) AS j(job_type text, queue_name text,"
-            " payload jsonb, assessment_id uuid, client_id uuid, dedup_key text,"
-            " max_attempts int, send_now boolean)"
-            " ON CONFLICT (job_type, dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING"
-            " RETURNING id, job_type, queue_name, sent_at IS NOT NULL"
-        ),
-        {"jobs": json.dumps([_insert_record(job) for job in jobs])},
+    rows = conn.exec_driver_sql(
+        _INSERT_JOBS,
+        {
+            "jobs": json.dumps([_insert_record(job) | {"ord": n} for n, job in enumerate(jobs)]),
+            "window": window,
+        },
     ).all()
     return Inserted(
         [job_id for job_id, *_ in rows],

@@ -16,8 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from gradeflow.db.schema import (
@@ -37,13 +36,17 @@ FAILED = "failed"
 # -- the stage's transitions ---------------------------------------------------------------
 
 
+# Plain SQL built once: the pipeline runs it for every assessment, and building and
+# compiling the ORM insert cost more CPU than PostgreSQL spends on it.
+_CREATE_PENDING = text(
+    "INSERT INTO recommendations (assessment_id, status) VALUES (:assessment_id, :status)"
+    " ON CONFLICT (assessment_id) DO NOTHING"
+)
+
+
 def create_pending_recommendation(conn: Connection, assessment_id: uuid.UUID) -> None:
     """The stage starts: one ``pending`` row per assessment (a second call does nothing)."""
-    conn.execute(
-        pg_insert(Recommendation)
-        .values(assessment_id=assessment_id, status=PENDING)
-        .on_conflict_do_nothing(index_elements=["assessment_id"])
-    )
+    conn.execute(_CREATE_PENDING, {"assessment_id": assessment_id, "status": PENDING})
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Connection
 
-from gradeflow.db.jobs import Inserted, JobToInsert, insert_jobs, outstanding_messages
+from gradeflow.db.jobs import Inserted, JobToInsert, insert_jobs
 from gradeflow.jobs.registry import NewJob, queue_of
 
 
@@ -19,21 +19,7 @@ def insert_new_jobs(conn: Connection, jobs: Sequence[NewJob], window: int) -> In
     ``window`` are in flight; the rest wait for the dispatcher, which tops
     every client up fairly. A single job of a quiet client is always sent at once.
     """
-    budgets: dict[tuple[str, uuid.UUID | None], int] = {}
-    clients_counted: set[uuid.UUID | None] = set()
-    rows: list[JobToInsert] = []
-    queues = sorted({queue_of(job.job_type) for job in jobs})
-    for job in jobs:
-        if job.client_id not in clients_counted:
-            counts = outstanding_messages(conn, job.client_id, queues, window)
-            for queue_name, count in counts.items():
-                budgets[(queue_name, job.client_id)] = window - count
-            clients_counted.add(job.client_id)
-        queue = queue_of(job.job_type)
-        budget = budgets.get((queue, job.client_id), window)
-        budgets[(queue, job.client_id)] = budget - 1
-        rows.append(job_row(job, send_now=budget > 0))
-    return insert_jobs(conn, rows)
+    return insert_jobs(conn, [job_row(job, send_now=True) for job in jobs], window)
 
 
 def job_row(job: NewJob, *, send_now: bool) -> JobToInsert:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,9 +45,11 @@ class JobContext:
     #: The job's result, written in the transaction that completes it (before its
     #: type's ``on_finish`` reads it), and only if the completion is this attempt's.
     result_writes: list[Callable[[Connection], None]] = field(default_factory=list)
-    #: For job types with ``rate_at_call``: take this attempt's per-minute slot now,
-    #: or raise :class:`~gradeflow.jobs.errors.Snooze` (no attempt spent).
-    take_rate_slot: Callable[[], None] = lambda: None
+    #: For job types with ``limits_at_call``: ``with ctx.limited_call(): ...`` around
+    #: the one call the limits are about holds a concurrency slot for the block and
+    #: counts one start under the per-minute limit, or raises
+    #: :class:`~gradeflow.jobs.errors.Snooze` (no attempt spent).
+    limited_call: Callable[[], AbstractContextManager[None]] = nullcontext
 
     def enqueue(self, job: NewJob) -> None:
         """Enqueue ``job`` when (and only if) this job succeeds."""
@@ -83,10 +86,11 @@ class JobType:
     concurrency: int | None = None
     #: At most this many attempts start per minute, across all workers (None: no limit).
     per_minute: int | None = None
-    #: Count the per-minute limit when the handler calls ``ctx.take_rate_slot()``, just
-    #: before the limited call, rather than when the attempt starts: a busy worker can
-    #: take seconds from start to call, and the limit is about the calls.
-    rate_at_call: bool = False
+    #: Take the limits around the limited call (``with ctx.limited_call():``) rather
+    #: than for the whole attempt: both are about the calls to a provider. A busy
+    #: worker can take seconds from start to call, and the work before and after the
+    #: call (reading, writing the result) need not hold one of the provider's slots.
+    limits_at_call: bool = False
     #: What to do in the transaction that finishes a job (None: nothing).
     on_finish: FinishHook | None = None
 

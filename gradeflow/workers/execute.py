@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
@@ -36,6 +37,7 @@ from gradeflow.jobs.enqueue import insert_new_jobs
 from gradeflow.jobs.errors import Snooze
 from gradeflow.jobs.registry import JobContext, JobType, job_type
 from gradeflow.jobs.retry import Decision, Failed, Outcome, RetryPolicy, Succeeded, decide
+from gradeflow.workers.limits import SLOT_WAIT_SECONDS
 from gradeflow.workers.messages import send_messages
 from gradeflow.workers.metrics import observe_attempt
 from gradeflow.workers.runtime import Runtime, get_runtime
@@ -51,7 +53,9 @@ def execute(job_type_name: str, raw_job_id: str) -> None:
     runtime = get_runtime()
     kind = job_type(job_type_name)
     job_id = uuid.UUID(raw_job_id)
-    with runtime.gate.running_slot(kind) as wait:
+    # A type with limits_at_call takes its concurrency slot around its call instead.
+    slot = nullcontext(None) if kind.limits_at_call else runtime.gate.running_slot(kind)
+    with slot as wait:
         if wait is not None:
             postpone(runtime, job_id, wait)
             return
@@ -136,8 +140,8 @@ def context_for(runtime: Runtime, kind: JobType, job: ClaimedJob) -> JobContext:
         client_id=job.client_id,
         engine=runtime.engine,
     )
-    if kind.rate_at_call:
-        context.take_rate_slot = lambda: take_rate_slot(runtime, kind)
+    if kind.limits_at_call:
+        context.limited_call = lambda: limited_call(runtime, kind)
     return context
 
 
@@ -148,10 +152,22 @@ def take_rate_slot(runtime: Runtime, kind: JobType) -> None:
         raise Snooze(wait, "per-minute limit reached")
 
 
+@contextmanager
+def limited_call(runtime: Runtime, kind: JobType) -> Iterator[None]:
+    """One call under the type's limits: a concurrency slot held for the block (waiting a
+    little for one to be given back) and one start counted under the per-minute limit;
+    else snooze the job (no attempt spent)."""
+    with runtime.gate.running_slot(kind, wait_seconds=SLOT_WAIT_SECONDS) as wait:
+        if wait is not None:
+            raise Snooze(wait, "concurrency limit reached")
+        take_rate_slot(runtime, kind)  # last, so the limit counts requests as they leave
+        yield
+
+
 def run_within_rate(runtime: Runtime, kind: JobType, context: JobContext) -> Outcome:
     """Run the job if its type's per-minute limit has room, else snooze it (no attempt spent);
-    a type with ``rate_at_call`` takes its slot itself, right before its limited call."""
-    if not kind.rate_at_call:
+    a type with ``limits_at_call`` takes its limits itself, around its limited call."""
+    if not kind.limits_at_call:
         try:
             take_rate_slot(runtime, kind)
         except Snooze as snooze:

@@ -1,7 +1,14 @@
 """Global limits per job type, shared by every worker process through Redis.
 
-- Concurrency: Dramatiq's ``ConcurrentRateLimiter``, taken before the claim
-  and held while the attempt runs.
+- Concurrency: a semaphore in Redis (a sorted set of holders, each with its
+  expiry), taken before the claim and held while the attempt runs. Taking and
+  giving back a slot are one atomic script each: Dramatiq's
+  ``ConcurrentRateLimiter`` does WATCH/GET/MULTI/EXEC and starts over whenever
+  another worker touched the counter, which with a hundred holders costs more
+  CPU than the jobs. A holder that dies leaves its slot until it expires.
+  Job types with ``limits_at_call`` hold a slot only around their provider call
+  and, finding none free, wait a little for one to be given back (each give-back
+  wakes one waiter) before snoozing.
 - Starts per minute: an exact sliding log (a Redis sorted set of start times,
   trimmed and counted in one Lua script on the server's clock), taken after a
   successful claim, so a duplicate message never uses up a slot. Dramatiq's
@@ -16,14 +23,13 @@ postponed; after the claim it is snoozed (the attempt refunded).
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
-from dramatiq.rate_limits import ConcurrentRateLimiter
-from dramatiq.rate_limits.backends import RedisBackend
 
 from gradeflow.jobs.registry import JobType
 from gradeflow.settings import Settings
@@ -50,6 +56,39 @@ return math.max(1, tonumber(oldest[2]) + window - now)
 """
 
 
+#: KEYS[1] the holders; ARGV limit, ttl (ms), holder. Returns 1 when the holder got a
+#: slot (holders past their expiry are dropped first), else 0.
+SEMAPHORE_TAKE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return 1
+end
+return 0
+"""
+
+
+#: KEYS[1] the holders, KEYS[2] the list of give-backs; ARGV holder, limit. Frees the
+#: holder's slot and wakes one waiter, if any (the list never grows past the limit).
+SEMAPHORE_GIVE_BACK = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], 1)
+  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+  redis.call('PEXPIRE', KEYS[2], 60000)
+end
+return 0
+"""
+#: How long a call waits for a slot to be given back before its job is snoozed.
+SLOT_WAIT_SECONDS = 5.0
+#: How often a waiting call looks again without a wake-up (a holder that died
+#: gives nothing back; its slot expires).
+SLOT_RECHECK_SECONDS = 0.5
+
+
 @dataclass(frozen=True)
 class Limits:
     concurrency: int | None
@@ -74,26 +113,43 @@ class Gate:
     """Admits attempts of a job type under its limits, or says how long to wait."""
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
-        self.backend = RedisBackend(client=client)
+        self.client = client
         self.settings = settings
         self._sliding_log = client.register_script(SLIDING_LOG)
+        self._take_slot = client.register_script(SEMAPHORE_TAKE)
+        self._give_back = client.register_script(SEMAPHORE_GIVE_BACK)
 
     @contextmanager
-    def running_slot(self, job_type: JobType) -> Iterator[float | None]:
-        """Yield ``None`` with a concurrency slot held for the block, else seconds to wait."""
+    def running_slot(self, job_type: JobType, wait_seconds: float = 0.0) -> Iterator[float | None]:
+        """Yield ``None`` with a concurrency slot held for the block, else seconds to wait.
+
+        With ``wait_seconds``, a slot given back meanwhile is taken. A slot lasts the
+        job type's time limit and a minute more at most, so one whose holder died
+        comes back on its own.
+        """
         limits = limits_for(job_type, self.settings)
-        limit = limits.concurrency
-        if not limit:
+        if not limits.concurrency:
             yield None
             return
-        limiter = ConcurrentRateLimiter(
-            self.backend,
-            f"gradeflow:concurrency:{limits.scope}",
-            limit=limit,
-            ttl=int((job_type.time_limit_seconds + 60) * 1000),
-        )
-        with limiter.acquire(raise_on_failure=False) as acquired:
-            yield None if acquired else jittered(CONCURRENCY_RETRY_SECONDS)
+        key = f"gradeflow:slots:{limits.scope}"
+        given_back = f"gradeflow:slots-given-back:{limits.scope}"
+        holder = uuid.uuid4().hex
+        args: list[int | str] = [
+            limits.concurrency,
+            int((job_type.time_limit_seconds + 60) * 1000),
+            holder,
+        ]
+        deadline = time.monotonic() + wait_seconds
+        while not self._take_slot(keys=[key], args=args):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                yield jittered(CONCURRENCY_RETRY_SECONDS)
+                return
+            self.client.blpop([given_back], timeout=min(left, SLOT_RECHECK_SECONDS))
+        try:
+            yield None
+        finally:
+            self._give_back(keys=[key, given_back], args=[holder, limits.concurrency])
 
     def take_start(self, job_type: JobType) -> float | None:
         """Record one start under the per-minute limit: ``None`` if admitted, else seconds

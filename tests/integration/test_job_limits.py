@@ -215,6 +215,41 @@ def test_concurrency_limit_holds_across_eight_threads(
     assert overlap == 2, "two slots, eight threads, ten jobs: the slots should be shared"
 
 
+def test_a_limits_at_call_type_holds_its_slot_for_the_call_alone(
+    prepared: Engine, broker: dramatiq.Broker, env: dict[str, str], tmp_path: Path
+) -> None:
+    engine = prepared
+    log = tmp_path / "procs.log"
+    jobs = [NewJob("test.slot_at_call", {"sleep": 0.4, "call": 0.3}) for _ in range(8)]
+    with running(worker_argv(threads=8), env, log), running(scheduler_argv(), env, log):
+        warm_up(engine, broker, log)
+        job_ids = enqueue(engine, broker, jobs, WINDOW)
+        assert wait_for(
+            lambda: statuses(engine, "test.slot_at_call") == {"succeeded": len(jobs)}, timeout=30
+        ), (statuses(engine, "test.slot_at_call"), log.read_text())
+
+    with engine.connect() as conn:
+        calls = conn.execute(
+            text("SELECT started_at, ended_at FROM test_job_calls WHERE job_id = ANY(:ids)"),
+            {"ids": job_ids},
+        ).all()
+        runs = conn.execute(
+            text(
+                "SELECT r.ran_at, e.written_at FROM test_job_runs r"
+                " JOIN test_job_effects e USING (job_id) WHERE r.job_id = ANY(:ids)"
+            ),
+            {"ids": job_ids},
+        ).all()
+        attempts = conn.execute(
+            text("SELECT attempts FROM async_jobs WHERE id = ANY(:ids)"), {"ids": job_ids}
+        ).scalars()
+        assert list(attempts) == [1] * len(jobs)  # waited for a slot, never snoozed
+    assert len(calls) == len(runs) == len(jobs)
+    assert max_overlap([(start, end) for start, end in calls]) == 2, calls
+    # The work before the call ran on all eight threads at once: no slot was held for it.
+    assert max_overlap([(start, end) for start, end in runs]) > 2, runs
+
+
 def test_snooze_runs_again_without_spending_an_attempt(
     prepared: Engine, broker: dramatiq.Broker, env: dict[str, str], tmp_path: Path
 ) -> None:

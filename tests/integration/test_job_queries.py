@@ -77,6 +77,7 @@ def add_jobs(
             )
             for n in range(count)
         ],
+        window=10_000,  # as asked: these tests set up states, not the window
     )
     assert len(inserted.job_ids) == count
     return inserted.job_ids

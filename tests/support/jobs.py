@@ -8,6 +8,7 @@ tests create in their own database with :data:`TEST_TABLES_DDL`.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 
@@ -20,6 +21,8 @@ TEST_TABLES_DDL = (
     " ran_at timestamptz NOT NULL DEFAULT clock_timestamp())",
     "CREATE TABLE IF NOT EXISTS test_job_effects (job_id uuid PRIMARY KEY,"
     " written_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    "CREATE TABLE IF NOT EXISTS test_job_calls (job_id uuid NOT NULL,"
+    " started_at timestamptz NOT NULL, ended_at timestamptz NOT NULL)",
 )
 
 
@@ -78,18 +81,33 @@ register(JobType("test.snooze_once", snooze_once, queue="cpu", retry=FAST_RETRY)
 register(JobType("test.limited", effect, queue="cpu", retry=FAST_RETRY, per_minute=30))
 
 
-def call_at_rate(ctx: JobContext) -> None:
-    """Works ``payload.sleep`` seconds, then makes its one rate-limited "call" (the effect)."""
+def call_under_limits(ctx: JobContext) -> None:
+    """Works ``payload.sleep`` seconds, then makes its one limited "call" (lasting
+    ``payload.call`` seconds, recorded in ``test_job_calls``), then writes its effect."""
     record_run(ctx)
     time.sleep(float(ctx.payload.get("sleep", 0)))
-    ctx.take_rate_slot()
+    with ctx.limited_call():
+        started_at = datetime.now(UTC)
+        time.sleep(float(ctx.payload.get("call", 0)))
+        ended_at = datetime.now(UTC)
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO test_job_calls VALUES (:id, :started_at, :ended_at)"),
+            {"id": ctx.job_id, "started_at": started_at, "ended_at": ended_at},
+        )
     write_effect(ctx)
 
 
 register(
     JobType(
-        "test.rate_at_call", call_at_rate, queue="cpu", retry=FAST_RETRY, per_minute=5,
-        rate_at_call=True,
+        "test.rate_at_call", call_under_limits, queue="cpu", retry=FAST_RETRY, per_minute=5,
+        limits_at_call=True,
+    )
+)  # fmt: skip
+register(
+    JobType(
+        "test.slot_at_call", call_under_limits, queue="cpu", retry=FAST_RETRY, concurrency=2,
+        limits_at_call=True,
     )
 )  # fmt: skip
 register(JobType("test.concurrent", effect, queue="cpu", retry=FAST_RETRY, concurrency=2))

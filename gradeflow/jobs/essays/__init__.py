@@ -21,7 +21,7 @@ from gradeflow.jobs.registry import JobType, register
 
 SCORE_ESSAY_JOB = register(
     JobType(
-        name=SCORE_ESSAY, handler=score_essay, queue="llm", rate_at_call=True, on_finish=advance
+        name=SCORE_ESSAY, handler=score_essay, queue="llm", limits_at_call=True, on_finish=advance
     )
 )
 SCORE_ESSAY_OFFLINE_JOB = register(

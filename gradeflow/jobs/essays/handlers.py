@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -62,7 +63,7 @@ def score_essay(ctx: JobContext) -> None:
     settings = get_settings()
     essay = load_essay(ctx)
     if llm_configured(settings):
-        save(ctx, grade_with_llm(essay, settings, ctx.attempt, ctx.take_rate_slot))
+        save(ctx, grade_with_llm(essay, settings, ctx.attempt, ctx.limited_call))
     else:
         save(ctx, grade_offline(essay, reason="no LLM is configured"))
 
@@ -108,14 +109,17 @@ def save(ctx: JobContext, score: NewEssayScore) -> None:
 
 
 def grade_with_llm(
-    essay: Essay, settings: Settings, attempt: int, take_rate_slot: Callable[[], None]
+    essay: Essay,
+    settings: Settings,
+    attempt: int,
+    limited_call: Callable[[], AbstractContextManager[None]],
 ) -> NewEssayScore:
     flags = injection.detect(essay.text)
     sent = injection.visible_text(essay.text)
     messages = build_messages(essay.question, essay.rubric, sent, new_delimiter(sent))
     client = client_for(settings)
-    take_rate_slot()  # last, so the per-minute limit counts requests as they leave
-    answer = chat(client, settings.llm_model, messages, response_format(essay.rubric))
+    with limited_call():  # the provider's limits cover the call alone
+        answer = chat(client, settings.llm_model, messages, response_format(essay.rubric))
     cost = cost_of(
         answer.model or settings.llm_model,
         answer.usage,

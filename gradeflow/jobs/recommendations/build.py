@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -126,7 +127,7 @@ def build_recommendations(ctx: JobContext) -> None:
     with ctx.engine.connect() as conn:
         candidates = to_candidates(conn, retrieval.neighbours)
     retrieved_ms = round((time.monotonic() - started) * 1000)
-    ranking = rank(candidates, gaps, inputs.role_name, settings, ctx.attempt, ctx.take_rate_slot)
+    ranking = rank(candidates, gaps, inputs.role_name, settings, ctx.attempt, ctx.limited_call)
     built = assemble(inputs, gaps, query, candidates, retrieval, ranking, retrieved_ms)
     with ctx.engine.begin() as conn:
         saved = save_ready_recommendation(conn, assessment_id, built)
@@ -225,14 +226,14 @@ def rank(
     role_name: str,
     settings: Settings,
     attempt: int,
-    take_rate_slot: Callable[[], None],
+    limited_call: Callable[[], AbstractContextManager[None]],
 ) -> Ranking:
     if not candidates:
         return Ranking([], "deterministic", "nothing was retrieved")
     if not llm_configured(settings):
         return deterministic(candidates, gaps, "no LLM is configured")
     try:
-        return rank_with_model(candidates, gaps, role_name, settings, take_rate_slot)
+        return rank_with_model(candidates, gaps, role_name, settings, limited_call)
     except (LlmUnavailable, SchemaViolation) as exc:
         if attempt < RERANK_ATTEMPTS:
             raise  # worth another attempt: the engine backs off and retries
@@ -252,12 +253,12 @@ def rank_with_model(
     gaps: Sequence[SkillGap],
     role_name: str,
     settings: Settings,
-    take_rate_slot: Callable[[], None],
+    limited_call: Callable[[], AbstractContextManager[None]],
 ) -> Ranking:
     messages = rerank.build_messages(role_name, gaps, candidates)
     client = client_for(settings)
-    take_rate_slot()  # last, so the per-minute limit counts requests as they leave
-    answer = chat(client, settings.llm_model, messages, rerank.response_format(candidates))
+    with limited_call():  # the provider's limits cover the call alone
+        answer = chat(client, settings.llm_model, messages, rerank.response_format(candidates))
     cost = cost_of(
         answer.model or settings.llm_model,
         answer.usage,
@@ -381,7 +382,7 @@ BUILD_RECOMMENDATIONS_JOB = register(
         name=BUILD_RECOMMENDATIONS,
         handler=build_recommendations,
         queue="llm",
-        rate_at_call=True,
+        limits_at_call=True,
         on_finish=recommendations_finished,
     )
 )
