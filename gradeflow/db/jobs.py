@@ -66,27 +66,11 @@ class ClaimedJob:
 # -- enqueue -------------------------------------------------------------------
 
 
-def outstanding_messages(
-    conn: Connection, client_id: uuid.UUID | None, queues: Sequence[str], cap: int
-) -> dict[str, int]:
-    """Messages sent but not yet claimed for ``client_id`` on each of ``queues``,
-    counted up to ``cap``: only whether the window is full matters, and a backlog
-    of thousands must not make every enqueue slower."""
-    client = "client_id = :client" if client_id is not None else "client_id IS NULL"
-    rows = conn.execute(
-        text(
-            f"SELECT q.queue_name, {capped_outstanding('q.queue_name', client, ':cap')}"
-            " FROM unnest(CAST(:queues AS text[])) AS q(queue_name)"
-        ),
-        {"client": client_id, "queues": list(queues), "cap": cap},
-    )
-    return {queue: count for queue, count in rows}
-
-
 def capped_outstanding(queue: str, client_condition: str, cap: str) -> str:
-    """The SQL of :func:`outstanding_messages`' count for one queue, given as SQL text
-    (``queue`` and ``cap`` expressions, a ``client_id`` condition): for statements that
-    enqueue in the same round trip (the intake's), so one definition of "in flight" holds."""
+    """The SQL of a count of one queue's messages in flight (sent, not yet claimed) for
+    the jobs matching ``client_condition``, stopping at ``cap`` (all SQL text): only
+    whether a window is full matters, and a backlog of thousands must not make every
+    enqueue slower. The enqueue statements embed it, so one definition holds."""
     return (
         f"(SELECT count(*) FROM (SELECT 1 FROM async_jobs WHERE queue_name = {queue}"
         f" AND {client_condition} AND {OUTSTANDING_SQL} LIMIT {cap}) AS capped)"

@@ -827,21 +827,6 @@ def test_relay_honours_its_limit_oldest_first(engine: Engine) -> None:
     assert {m.job_id for m in relayed} == {job_ids[3], job_ids[2]}
 
 
-def test_outstanding_messages_counts_sent_unclaimed_per_queue_up_to_a_cap(engine: Engine) -> None:
-    with engine.begin() as conn:
-        client = make_client(conn, "a")
-        sent_cpu = add_jobs(conn, 3, client=client, send_now=True)
-        add_jobs(conn, 2, client=client, job_type="tq.llm", queue="llm", send_now=True)
-        add_jobs(conn, 4, client=client)  # not sent
-        add_jobs(conn, 1, send_now=True)  # another client (none)
-        claimed(conn, sent_cpu[0])
-        queues = ["cpu", "llm"]
-        assert q.outstanding_messages(conn, client, queues, 10) == {"cpu": 2, "llm": 2}
-        assert q.outstanding_messages(conn, client, queues, 1) == {"cpu": 1, "llm": 1}
-        assert q.outstanding_messages(conn, None, queues, 10) == {"cpu": 1, "llm": 0}
-        assert q.outstanding_messages(conn, uuid.uuid4(), ["cpu"], 10) == {"cpu": 0}
-
-
 def test_list_jobs_and_job_status(engine: Engine) -> None:
     with engine.begin() as conn:
         queued = add_job(conn, job_type="tq.a")
