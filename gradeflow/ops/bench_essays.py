@@ -517,9 +517,11 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             "assessment); when the machine's CPU "
             "is busy close to 100 % the run is CPU-bound and essays/s is this machine's "
             "ceiling (its cores ÷ the CPU per essay, PostgreSQL's included), not the "
-            "limiter's. The per-minute slot is taken right before the model call: on a "
-            "saturated CPU the requests of one window's burst reach the provider later, so "
-            "some land in the next window's count.",
+            "limiter's. Both limits cover the model call alone (`limits_at_call`): a "
+            "concurrency slot is taken right before the request leaves and given back when "
+            "its answer is in, so the workers run more threads than the limit (reading and "
+            "writing meanwhile). On a saturated CPU the requests of one window's burst "
+            "reach the provider later, so some land in the next window's count.",
             "",
         ]
     )
