@@ -112,11 +112,10 @@ def chat(
         # types apply): the body is plain JSON already, and ``create`` would walk it
         # against the SDK's TypedDicts first, which cost more CPU than the request.
         completion = client.post("/chat/completions", cast_to=ChatCompletion, body=body)
-    request_id = getattr(completion, "_request_id", None)
-    return answer_of(completion, request_id, int((time.monotonic() - started) * 1000))
+    return answer_of(completion, int((time.monotonic() - started) * 1000))
 
 
-def answer_of(completion: ChatCompletion, request_id: str | None, latency_ms: int) -> LlmAnswer:
+def answer_of(completion: ChatCompletion, latency_ms: int) -> LlmAnswer:
     if not completion.choices:
         raise LlmUnavailable("the response has no choices")
     choice = completion.choices[0]
@@ -125,7 +124,8 @@ def answer_of(completion: ChatCompletion, request_id: str | None, latency_ms: in
         content=choice.message.content,
         refusal=choice.message.refusal,
         finish_reason=choice.finish_reason,
-        request_id=request_id or getattr(completion, "_request_id", None),
+        # The SDK sets it from the response's x-request-id header.
+        request_id=getattr(completion, "_request_id", None),
         model=completion.model,
         usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else None,
         latency_ms=latency_ms,
