@@ -249,14 +249,21 @@ def postpone_job(conn: Connection, job_id: uuid.UUID, seconds: float) -> bool:
 def extend_leases(
     conn: Connection, worker_id: str, job_ids: Sequence[uuid.UUID], lease_seconds: float
 ) -> int:
-    """Push back the lease of every job worker process ``worker_id`` still runs."""
+    """Push back the lease of every job worker process ``worker_id`` still runs.
+
+    A job whose row another transaction holds (most often the one finishing it)
+    is skipped, not waited for: waiting would hold the rows already extended,
+    and every other job finishing meanwhile would queue up behind the heartbeat.
+    A skipped lease is extended by the next beat, well before it runs out.
+    """
     if not job_ids:
         return 0
     result = conn.execute(
         text(
             "UPDATE async_jobs SET locked_until = now() + make_interval(secs => :lease)"
-            " WHERE id = ANY(:ids) AND status = 'running'"
-            " AND starts_with(locked_by, :worker || ':')"
+            " WHERE id IN (SELECT id FROM async_jobs WHERE id = ANY(:ids)"
+            "  AND status = 'running' AND starts_with(locked_by, :worker || ':')"
+            "  FOR UPDATE SKIP LOCKED)"
         ),
         {"ids": list(job_ids), "worker": worker_id, "lease": lease_seconds},
     )

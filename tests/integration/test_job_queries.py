@@ -468,6 +468,27 @@ def test_extend_leases_pushes_back_only_this_workers_running_jobs(engine: Engine
         assert q.extend_leases(conn, WORKER, [], 120) == 0
 
 
+def test_extend_leases_skips_a_job_another_transaction_holds_without_waiting(
+    engine: Engine,
+) -> None:
+    with engine.begin() as conn:
+        finishing, running = add_jobs(conn, 2)
+        claimed(conn, finishing)
+        claimed(conn, running)
+    with engine.connect() as finisher, engine.connect() as heartbeat:
+        finisher.begin()
+        assert q.complete_job(finisher, finishing, OWNER)  # its row stays locked until commit
+        heartbeat.begin()
+        heartbeat.execute(text("SET LOCAL lock_timeout = '2s'"))  # a wait would fail, not hang
+        assert q.extend_leases(heartbeat, WORKER, [finishing, running], 120) == 1
+        heartbeat.commit()
+        finisher.commit()
+    with engine.connect() as conn:
+        extended = row(conn, running)
+        assert extended["locked_until"] - extended["started_at"] >= timedelta(seconds=100)
+        assert row(conn, finishing)["status"] == states.SUCCEEDED
+
+
 # -- an operator's retry ---------------------------------------------------------------
 
 
