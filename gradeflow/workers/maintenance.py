@@ -51,6 +51,8 @@ class Service:
     """A maintenance service; ``run_once`` returns how much work it did (0: idle)."""
 
     name = "service"
+    #: The scheduler runs it at most this often; 0: every round (a busy round is 20 ms).
+    every_seconds = 0.0
 
     def run_once(self) -> int:  # pragma: no cover - interface
         raise NotImplementedError
@@ -128,6 +130,8 @@ class Pruner(Service):
     retention_hours: float
     idempotency_hours: float
     name = "pruner"
+    #: Retention is counted in hours: a minute late deletes nothing that matters.
+    every_seconds = 60.0
 
     def run_once(self) -> int:
         with self.engine.begin() as conn:
@@ -150,6 +154,9 @@ class PipelineSweeper(Service):
     #: Leave assessments younger than this to their jobs' own hooks.
     grace_seconds: float = 5.0
     name = "pipeline-sweeper"
+    #: Its scan reads every assessment in flight (tens of ms under a burst), and what
+    #: it finds is already seconds late (``grace_seconds``): no need for every round.
+    every_seconds = 2.0
 
     def run_once(self) -> int:
         with self.engine.connect() as conn:

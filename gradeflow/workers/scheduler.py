@@ -7,6 +7,7 @@ away the session — and the lock — go with it, and the loop reconnects.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -33,6 +34,8 @@ class Scheduler:
         self.services = services
         self.idle_pause_seconds = idle_pause_seconds
         self.stopping = threading.Event()
+        #: When each service last ran (monotonic), by its place in ``services``.
+        self.last_runs: dict[int, float] = {}
 
     def run(self) -> None:
         """Lead when the lock is free; run until :meth:`stop`."""
@@ -48,9 +51,14 @@ class Scheduler:
             self.stopping.wait(1.0)
 
     def run_round(self) -> int:
-        """One pass over every service; returns the work done (for tests and the loop)."""
+        """One pass over every service that is due (see ``Service.every_seconds``); returns
+        the work done (for tests and the loop)."""
         done = 0
-        for service in self.services:
+        for place, service in enumerate(self.services):
+            now = time.monotonic()
+            if now - self.last_runs.get(place, -math.inf) < service.every_seconds:
+                continue
+            self.last_runs[place] = now
             done += service.run_once()
         return done
 
