@@ -9,6 +9,7 @@ transaction and never commit.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,17 +17,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session
 
 from gradeflow.db.schema import (
     Assessment,
-    CredentialCatalog,
-    RagTrace,
     Recommendation,
     RecommendationFeedback,
     RecommendationItem,
-    RoleCatalog,
 )
 
 PENDING = "pending"
@@ -79,27 +77,43 @@ class BuiltRecommendation:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
+_MAKE_READY = text(
+    "UPDATE recommendations SET status = :ready, summary = :summary, degraded = :degraded,"
+    " metrics = CAST(:metrics AS jsonb), generated_at = now()"
+    " WHERE assessment_id = :assessment_id AND status = :pending RETURNING id"
+)
+_INSERT_TRACE = text(
+    "INSERT INTO rag_traces (id, recommendation_id, source_uri, snippet, similarity,"
+    " embedding_artifact_id) VALUES (:id, :recommendation_id, :source_uri, :snippet,"
+    " :similarity, :embedding_artifact_id)"
+)
+_INSERT_ITEM = text(
+    "INSERT INTO recommendation_items (recommendation_id, credential_id, title, confidence,"
+    " rationale, source_trace_ids, position) VALUES (:recommendation_id, :credential_id,"
+    " :title, :confidence, :rationale, CAST(:source_trace_ids AS uuid[]), :position)"
+)
+
+
 def save_ready_recommendation(
     conn: Connection, assessment_id: uuid.UUID, built: BuiltRecommendation
 ) -> uuid.UUID | None:
     """pending → ready, with its traces and items; None when it was not pending."""
-    recommendation_id = conn.execute(
-        update(Recommendation)
-        .where(Recommendation.assessment_id == assessment_id, Recommendation.status == PENDING)
-        .values(
-            status=READY,
-            summary=built.summary,
-            degraded=built.degraded,
-            metrics=built.metrics,
-            generated_at=func.now(),
-        )
-        .returning(Recommendation.id)
+    recommendation_id: uuid.UUID | None = conn.execute(
+        _MAKE_READY,
+        {
+            "ready": READY,
+            "pending": PENDING,
+            "assessment_id": assessment_id,
+            "summary": built.summary,
+            "degraded": built.degraded,
+            "metrics": json.dumps(built.metrics),
+        },
     ).scalar_one_or_none()
     if recommendation_id is None:
         return None
     if built.traces:
         conn.execute(
-            insert(RagTrace),
+            _INSERT_TRACE,
             [
                 {
                     "id": t.id,
@@ -114,7 +128,7 @@ def save_ready_recommendation(
         )
     if built.items:
         conn.execute(
-            insert(RecommendationItem),
+            _INSERT_ITEM,
             [
                 {
                     "recommendation_id": recommendation_id,
@@ -131,12 +145,23 @@ def save_ready_recommendation(
     return recommendation_id
 
 
+_FAIL = text(
+    "UPDATE recommendations SET status = :failed, summary = NULL,"
+    " metrics = CAST(:metrics AS jsonb), generated_at = now()"
+    " WHERE assessment_id = :assessment_id AND status = :pending"
+)
+
+
 def fail_recommendation(conn: Connection, assessment_id: uuid.UUID, reason: str) -> bool:
     """pending → failed, saying why; False when it was not pending."""
     result = conn.execute(
-        update(Recommendation)
-        .where(Recommendation.assessment_id == assessment_id, Recommendation.status == PENDING)
-        .values(status=FAILED, summary=None, metrics={"error": reason}, generated_at=func.now())
+        _FAIL,
+        {
+            "failed": FAILED,
+            "pending": PENDING,
+            "assessment_id": assessment_id,
+            "metrics": json.dumps({"error": reason}),
+        },
     )
     return result.rowcount == 1
 
@@ -153,15 +178,18 @@ class RecommendationTarget:
     skills_profile: dict[str, float]
 
 
+_TARGET = text(
+    "SELECT r.status, role.name, role.skills_profile FROM recommendations r"
+    " JOIN assessments a ON a.id = r.assessment_id"
+    " JOIN role_catalog role ON role.id = a.role_id"
+    " WHERE r.assessment_id = :assessment_id"
+)
+
+
 def recommendation_target(
     conn: Connection, assessment_id: uuid.UUID
 ) -> RecommendationTarget | None:
-    row = conn.execute(
-        select(Recommendation.status, RoleCatalog.name, RoleCatalog.skills_profile)
-        .join(Assessment, Assessment.id == Recommendation.assessment_id)
-        .join(RoleCatalog, RoleCatalog.id == Assessment.role_id)
-        .where(Recommendation.assessment_id == assessment_id)
-    ).one_or_none()
+    row = conn.execute(_TARGET, {"assessment_id": assessment_id}).one_or_none()
     if row is None:
         return None
     profile = {str(k): float(v) for k, v in (row.skills_profile or {}).items()}
@@ -179,18 +207,18 @@ class CredentialCard:
     provider: str | None
 
 
+_CARDS = text(
+    "SELECT id, title, description, skills, provider FROM credential_catalog"
+    " WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
 def credential_cards(
     conn: Connection, credential_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, CredentialCard]:
-    rows = conn.execute(
-        select(
-            CredentialCatalog.id,
-            CredentialCatalog.title,
-            CredentialCatalog.description,
-            CredentialCatalog.skills,
-            CredentialCatalog.provider,
-        ).where(CredentialCatalog.id.in_(list(credential_ids)))
-    )
+    if not credential_ids:
+        return {}
+    rows = conn.execute(_CARDS, {"ids": list(credential_ids)})
     return {
         row.id: CredentialCard(
             row.id, row.title, row.description, list(row.skills or []), row.provider
@@ -232,52 +260,49 @@ class RecommendationRecord:
     traces: dict[uuid.UUID, TraceRecord]
 
 
+# One round trip for the head, its items (by position) and its traces: every finished
+# assessment reads it, for its webhook events, in the transaction that finishes it.
+# Numbers travel as text inside the JSON, so their decimals come back exact.
+_RECORD = text(
+    "SELECT r.id, r.status, r.degraded, r.summary, r.generated_at,"
+    " (SELECT json_agg(json_build_array(i.credential_id, i.title, i.confidence::text,"
+    "   i.rationale, i.position, i.source_trace_ids) ORDER BY i.position)"
+    "  FROM recommendation_items i WHERE i.recommendation_id = r.id) AS items,"
+    " (SELECT json_agg(json_build_array(t.id, t.source_uri, t.snippet, t.similarity::text))"
+    "  FROM rag_traces t WHERE t.recommendation_id = r.id) AS traces"
+    " FROM recommendations r WHERE r.assessment_id = :assessment_id"
+)
+
+
 def recommendation_record(
     db: Session | Connection, assessment_id: uuid.UUID
 ) -> RecommendationRecord | None:
     """The assessment's recommendation with its items (by position) and their traces."""
-    r = Recommendation
-    head = db.execute(
-        select(r.id, r.status, r.degraded, r.summary, r.generated_at).where(
-            r.assessment_id == assessment_id
-        )
-    ).one_or_none()
-    if head is None:
+    row = db.execute(_RECORD, {"assessment_id": assessment_id}).one_or_none()
+    if row is None:
         return None
-    i = RecommendationItem
     items = [
         ItemRecord(
-            row.credential_id,
-            row.title,
-            row.confidence,
-            row.rationale,
-            row.position,
-            list(row.source_trace_ids or []),
+            uuid.UUID(credential_id) if credential_id else None,
+            title,
+            Decimal(confidence),
+            rationale,
+            position,
+            [uuid.UUID(t) for t in trace_ids or []],
         )
-        for row in db.execute(
-            select(
-                i.credential_id, i.title, i.confidence, i.rationale, i.position, i.source_trace_ids
-            )
-            .where(i.recommendation_id == head.id)
-            .order_by(i.position)
-        )
+        for credential_id, title, confidence, rationale, position, trace_ids in row.items or []
     ]
-    t = RagTrace
     traces = {
-        row.id: TraceRecord(row.id, row.source_uri, row.snippet, row.similarity)
-        for row in db.execute(
-            select(t.id, t.source_uri, t.snippet, t.similarity).where(
-                t.recommendation_id == head.id
-            )
-        )
+        uuid.UUID(trace_id): TraceRecord(uuid.UUID(trace_id), uri, snippet, Decimal(similarity))
+        for trace_id, uri, snippet, similarity in row.traces or []
     }
     return RecommendationRecord(
-        head.id,
+        row.id,
         assessment_id,
-        head.status,
-        head.degraded,
-        head.summary,
-        head.generated_at,
+        row.status,
+        row.degraded,
+        row.summary,
+        row.generated_at,
         items,
         traces,
     )

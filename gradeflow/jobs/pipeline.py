@@ -28,6 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from sqlalchemy import Connection
@@ -184,25 +185,28 @@ def take_step(
             record_assessment_metrics(conn, assessment_id)
         log.info("assessment finished", status=step.status, reason=step.reason)
         if finished and progress.client_id is not None:
-            return announce(conn, assessment_id, progress.client_id)
+            return announce(conn, assessment_id, progress.client_id, step.status)
     return []
 
 
-def announce(conn: Connection, assessment_id: uuid.UUID, client_id: uuid.UUID) -> list[NewJob]:
-    """``assessment.completed`` or ``assessment.failed`` to the client's endpoints, in the
-    transaction that finished the assessment; the data is what ``GET`` returns now."""
-    record = assessment_record(conn, assessment_id)
-    assert record is not None
-    view = assessment_view(
-        record, question_results(conn, assessment_id), recommendation_record(conn, assessment_id)
-    )
-    return emit_event(
-        conn,
-        client_id,
-        f"assessment.{record.status}",
-        view.model_dump(mode="json"),
-        assessment_id=assessment_id,
-    )
+def announce(
+    conn: Connection, assessment_id: uuid.UUID, client_id: uuid.UUID, status: str
+) -> list[NewJob]:
+    """``assessment.completed`` or ``assessment.failed`` (by the ``status`` it was just
+    finished with) to the client's endpoints, in the transaction that finished the
+    assessment; the data is what ``GET`` returns now."""
+
+    def data() -> dict[str, Any]:
+        record = assessment_record(conn, assessment_id)
+        assert record is not None
+        view = assessment_view(
+            record,
+            question_results(conn, assessment_id),
+            recommendation_record(conn, assessment_id),
+        )
+        return view.model_dump(mode="json")
+
+    return emit_event(conn, client_id, f"assessment.{status}", data, assessment_id=assessment_id)
 
 
 def advance_assessment(conn: Connection, assessment_id: uuid.UUID) -> list[NewJob]:

@@ -364,17 +364,17 @@ def recommendations_finished(conn: Connection, ctx: JobContext, status: str) -> 
 def announce_recommendation(
     conn: Connection, assessment_id: uuid.UUID, client_id: uuid.UUID | None
 ) -> list[NewJob]:
-    record = recommendation_record(conn, assessment_id)
-    if client_id is None or record is None or record.status != "ready":
+    """``recommendation.ready`` to the client's endpoints that subscribed, if it was built."""
+    if client_id is None:
         return []
-    view = recommendations_view(assessment_id, record)
-    return emit_event(
-        conn,
-        client_id,
-        "recommendation.ready",
-        view.model_dump(mode="json"),
-        assessment_id=assessment_id,
-    )
+
+    def data() -> dict[str, Any]:
+        return recommendations_view(assessment_id, record).model_dump(mode="json")
+
+    record = recommendation_record(conn, assessment_id)
+    if record is None or record.status != "ready":
+        return []
+    return emit_event(conn, client_id, "recommendation.ready", data, assessment_id=assessment_id)
 
 
 BUILD_RECOMMENDATIONS_JOB = register(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ def emit_event(
     conn: Connection,
     client_id: uuid.UUID,
     event_type: str,
-    data: dict[str, Any],
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
     *,
     assessment_id: uuid.UUID | None = None,
 ) -> list[NewJob]:
@@ -29,13 +30,18 @@ def emit_event(
     to it, in the caller's transaction; return the delivery jobs to insert with it.
 
     The body (``type``, ``timestamp``, ``data``) is fixed here, so every attempt
-    sends the same bytes under the same ``webhook-id``. ``assessment_id`` links the
-    events to the assessment they are about (it must exist).
+    sends the same bytes under the same ``webhook-id``. ``data`` may be a function
+    that builds it: it is called only when some endpoint subscribed, so a client
+    without endpoints never pays for the reads behind a view. ``assessment_id``
+    links the events to the assessment they are about (it must exist).
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
     endpoints = subscribed_endpoints(conn, client_id, event_type)
-    payload = {"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": data}
+    if not endpoints:
+        return []
+    body = data() if callable(data) else data
+    payload = {"type": event_type, "timestamp": datetime.now(UTC).isoformat(), "data": body}
     event_ids = insert_events(conn, endpoints, event_type, payload, assessment_id)
     return [
         delivery_job(event_id, endpoint_id, client_id, "scheduled", assessment_id)
