@@ -12,7 +12,8 @@ import redis
 import structlog
 from dramatiq.middleware import Middleware
 
-from gradeflow.workers.runtime import get_runtime
+from gradeflow.jobs.essays.llm import client_for, llm_configured
+from gradeflow.workers.runtime import Runtime, get_runtime
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +34,9 @@ class JobEngineMiddleware(Middleware):
         ignore_repeated_sigterm()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        warn_if_redis_evicts(get_runtime().redis)
+        runtime = get_runtime()
+        warn_if_redis_evicts(runtime.redis)
+        warm_up(runtime)
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         runtime = get_runtime()
@@ -67,6 +70,21 @@ def ignore_repeated_sigterm(window_seconds: float = REPEATED_SIGTERM_SECONDS) ->
         dramatiq_handler(signum, frame)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def warm_up(runtime: Runtime) -> None:
+    """Open a database connection and build the LLM client before the first job.
+
+    A fresh worker process's first jobs would otherwise pay for both (a connection
+    and, for the SDK, a TLS context: about 0.1 s each) while a burst is waiting.
+    """
+    try:
+        with runtime.engine.connect():
+            pass
+        if llm_configured(runtime.settings):
+            client_for(runtime.settings)
+    except Exception as exc:  # the jobs connect (and retry) on their own
+        log.warning("worker warm-up failed; the first jobs will connect", error=str(exc))
 
 
 def warn_if_redis_evicts(client: redis.Redis) -> None:
