@@ -57,7 +57,7 @@ def call(server: FakeOpenAI, timeout: float = 5.0) -> object:
 
 def test_a_graded_answer_comes_back_with_its_request_id_and_usage(server: FakeOpenAI) -> None:
     server.script({"kind": "grade", "scores": {"accuracy": 4}})
-    answer = chat(client(server), "gpt-4o-mini", MESSAGES, response_format(RUBRIC))
+    answer = chat(client(server), "gpt-4o-mini", MESSAGES, response_format(RUBRIC)).answer()
 
     assert '"score": 4' in (answer.content or "")
     assert answer.finish_reason == "stop"
@@ -71,7 +71,7 @@ def test_a_graded_answer_comes_back_with_its_request_id_and_usage(server: FakeOp
 
 def test_missing_usage_is_none(server: FakeOpenAI) -> None:
     server.script({"kind": "grade", "usage": False})
-    answer = chat(client(server), "gpt-4o-mini", MESSAGES, response_format(RUBRIC))
+    answer = chat(client(server), "gpt-4o-mini", MESSAGES, response_format(RUBRIC)).answer()
     assert answer.usage is None
 
 
@@ -114,6 +114,13 @@ def test_an_unreachable_server_is_worth_retrying() -> None:
         settings = Settings(_env_file=None, openai_base_url=gone.base_url, llm_timeout_seconds=2)
     with pytest.raises(LlmUnavailable, match="cannot reach"):
         chat(client_for(settings), "m", MESSAGES, response_format(RUBRIC))
+
+
+def test_a_success_that_is_no_chat_completion_is_worth_retrying(server: FakeOpenAI) -> None:
+    server.script({"kind": "status", "status": 200})  # an error object under a 200
+    reply = chat(client(server), "gpt-4o-mini", MESSAGES, response_format(RUBRIC))
+    with pytest.raises(LlmUnavailable, match="not a chat completion"):
+        reply.answer()
 
 
 def test_only_one_request_is_sent_per_call(server: FakeOpenAI) -> None:

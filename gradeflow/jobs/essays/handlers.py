@@ -119,7 +119,8 @@ def grade_with_llm(
     messages = build_messages(essay.question, essay.rubric, sent, new_delimiter(sent))
     client = client_for(settings)
     with limited_call():  # the provider's limits cover the call alone
-        answer = chat(client, settings.llm_model, messages, response_format(essay.rubric))
+        reply = chat(client, settings.llm_model, messages, response_format(essay.rubric))
+    answer = reply.answer()
     cost = cost_of(
         answer.model or settings.llm_model,
         answer.usage,

@@ -23,10 +23,12 @@ from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 
+import httpx2
 import openai
 
 # Loaded here, at worker start: the SDK would import it inside the first request.
 import openai.resources.chat
+import pydantic
 from openai.types.chat import ChatCompletion
 
 from gradeflow.jobs.errors import PermanentError, Snooze
@@ -93,12 +95,29 @@ def _client(api_key: str | None, base_url: str | None, timeout: float) -> openai
     )
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A successful call's response, read but not parsed yet: the caller parses it
+    (:meth:`answer`) after giving back the call's limits, which cover the call alone."""
+
+    response: httpx2.Response
+    latency_ms: int
+
+    def answer(self) -> LlmAnswer:
+        try:
+            completion = ChatCompletion.model_validate(self.response.json())
+        except (ValueError, pydantic.ValidationError) as exc:
+            raise LlmUnavailable(f"the response is not a chat completion: {exc}") from exc
+        # The API names each request in this header (the SDK's ``_request_id``).
+        return answer_of(completion, self.response.headers.get("x-request-id"), self.latency_ms)
+
+
 def chat(
     client: openai.OpenAI,
     model: str,
     messages: Sequence[Mapping[str, str]],
     response_format: Mapping[str, Any],
-) -> LlmAnswer:
+) -> Reply:
     """Send one request at temperature 0; SDK errors come out classified (see the module)."""
     started = time.monotonic()
     body = {
@@ -111,11 +130,12 @@ def chat(
         # The SDK's documented call for any endpoint (its auth, timeout and error
         # types apply): the body is plain JSON already, and ``create`` would walk it
         # against the SDK's TypedDicts first, which cost more CPU than the request.
-        completion = client.post("/chat/completions", cast_to=ChatCompletion, body=body)
-    return answer_of(completion, int((time.monotonic() - started) * 1000))
+        # The response comes back read and unparsed, so parsing is not part of the call.
+        response = client.post("/chat/completions", cast_to=httpx2.Response, body=body)
+    return Reply(response, int((time.monotonic() - started) * 1000))
 
 
-def answer_of(completion: ChatCompletion, latency_ms: int) -> LlmAnswer:
+def answer_of(completion: ChatCompletion, request_id: str | None, latency_ms: int) -> LlmAnswer:
     if not completion.choices:
         raise LlmUnavailable("the response has no choices")
     choice = completion.choices[0]
@@ -124,8 +144,7 @@ def answer_of(completion: ChatCompletion, latency_ms: int) -> LlmAnswer:
         content=choice.message.content,
         refusal=choice.message.refusal,
         finish_reason=choice.finish_reason,
-        # The SDK sets it from the response's x-request-id header.
-        request_id=getattr(completion, "_request_id", None),
+        request_id=request_id,
         model=completion.model,
         usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else None,
         latency_ms=latency_ms,

@@ -258,7 +258,8 @@ def rank_with_model(
     messages = rerank.build_messages(role_name, gaps, candidates)
     client = client_for(settings)
     with limited_call():  # the provider's limits cover the call alone
-        answer = chat(client, settings.llm_model, messages, rerank.response_format(candidates))
+        reply = chat(client, settings.llm_model, messages, rerank.response_format(candidates))
+    answer = reply.answer()
     cost = cost_of(
         answer.model or settings.llm_model,
         answer.usage,
