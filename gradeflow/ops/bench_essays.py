@@ -68,6 +68,8 @@ BENCH_DATABASE = "gradeflow_bench_essays"
 BENCH_REDIS_DB = 13
 SECTION_HEADING = "## Essay grading (`gradeflow bench essays`)"
 FAKE_SERVER_MODULE = "gradeflow.ops.fakes.openai_server"
+#: Dramatiq's Redis broker: a sorted set of its worker processes' last fetches.
+DRAMATIQ_HEARTBEATS = "dramatiq:__heartbeats__"
 MODEL = "bench-grader"
 
 #: Target of the issue: essays per second at least this share of limit ÷ latency.
@@ -284,7 +286,7 @@ class Run:
     wall_s: float
     #: CPU seconds the worker processes used, their start-up included.
     worker_cpu_s: float
-    #: Of which before the first job was claimed: importing, forking, connecting.
+    #: Of which before the essays were inserted: importing, forking, connecting.
     startup_cpu_s: float
     #: Share of the machine's CPU time that was busy (any process) during the run.
     machine_busy: float
@@ -305,13 +307,26 @@ def worker_cpu_seconds(worker: subprocess.Popen[bytes]) -> float:
     return total
 
 
+def consuming_processes(redis_url: str) -> int:
+    """Worker processes whose consumers have asked the broker for messages (Dramatiq's
+    Redis broker records a heartbeat per process with every fetch)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.zcard(DRAMATIQ_HEARTBEATS))
+    finally:
+        client.close()
+
+
 def grade(setup: Setup, name: str, essays: int, per_minute: int | None, timeout: float) -> Run:
-    """Seed ``essays``, run a worker until every one is graded; time it."""
+    """Start a worker, seed ``essays`` once every process consumes, run until every one
+    is graded; time it.
+
+    The essays arrive at a running worker, as a burst does in service: a process
+    still importing would take CPU from the first calls' answers and count its own
+    boot as grading time.
+    """
     reset(setup)
-    seed(setup, essays)
     procs = Processes(worker_env(setup, per_minute), setup.work_dir)
-    started = time.monotonic()
-    psutil.cpu_percent()  # starts the machine-wide measurement
     try:
         worker = procs.start(
             name,
@@ -322,8 +337,17 @@ def grade(setup: Setup, name: str, essays: int, per_minute: int | None, timeout:
         def alive() -> None:
             procs.check_alive(worker)
 
-        wait_until(lambda: first_claimed(setup.engine), timeout, "a first claim", alive)
+        wait_until(
+            lambda: consuming_processes(setup.redis_url) >= setup.processes,
+            timeout,
+            f"{setup.processes} worker processes to consume",
+            alive,
+        )
         startup_cpu_s = worker_cpu_seconds(worker)
+        started = time.monotonic()
+        psutil.cpu_percent()  # starts the machine-wide measurement
+        seed(setup, essays)
+        wait_until(lambda: first_claimed(setup.engine), timeout, "a first claim", alive)
         wait_until(
             lambda: essays_done(setup.engine, essays),
             timeout,
@@ -484,7 +508,7 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             f"| ideal (concurrency ÷ latency) | {r['ideal_per_s']:.1f} | |",
             f"| efficiency | {r['efficiency']:.1%} | ≥ {TARGET_EFFICIENCY:.0%} "
             f"({verdict(r['efficiency'] >= TARGET_EFFICIENCY)}) |",
-            f"| drain, first claim → last finish / wall from worker start (s) | "
+            f"| drain, first claim → last finish / wall from inserting the essays (s) | "
             f"{r['drain_s']:.2f} / {r['wall_s']:.2f} | |",
             f"| worker CPU per essay (ms), start-up included / after start-up | "
             f"{r['worker_cpu_ms_per_essay']:.0f} / "
@@ -498,18 +522,20 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             f"| most requests in any 60 s window | {r['peak_requests_in_60s']} | "
             f"≤ {r['rpm_limit']} |",
             "",
-            "How: essay-only assessments (one essay each) are inserted with their `score_essay` "
-            "jobs and messages, then a real `gradeflow worker --queues llm` and a "
-            "`gradeflow scheduler` grade them through the openai SDK (structured output, "
+            "How: a real `gradeflow worker --queues llm` and a `gradeflow scheduler` are "
+            "started; once every worker process consumes, essay-only assessments (one essay "
+            "each) are inserted with their `score_essay` jobs and messages, as a burst "
+            "reaching a running service, and graded through the openai SDK (structured output, "
             "clamping, cost, the essay score upsert in the transaction that completes the job "
             "and runs the pipeline's finish hook), then build each assessment's recommendation "
             "(a `build_recommendations` job, on the llm queue under the same concurrency limit; "
             "the bench catalog is empty, so no model call) and complete it. Throughput is "
             "essays ÷ (last `completed_at` - first `started_at` of the essay jobs); worker CPU "
             "is counted until every assessment is completed, its start-up being the CPU used "
-            "before the first claim. The limit run sets `GRADEFLOW_LLM_REQUESTS_PER_MINUTE`; "
-            "the fake server stamps each request on arrival and every request with the limit "
-            "or more others in the 60 s before it counts as over.",
+            "before the essays were inserted. The limit run sets "
+            "`GRADEFLOW_LLM_REQUESTS_PER_MINUTE`; the fake server stamps each request on "
+            "arrival and every request with the limit or more others in the 60 s before it "
+            "counts as over.",
             "",
             "Reading the figures: every essay costs the worker CPU (the SDK call and its JSON, "
             "the essay job's claim, read and one transaction for its score, finish hook and "
