@@ -145,11 +145,14 @@ def context_for(runtime: Runtime, kind: JobType, job: ClaimedJob) -> JobContext:
     return context
 
 
-def take_rate_slot(runtime: Runtime, kind: JobType) -> None:
-    """Count one call under the type's per-minute limit, or snooze the job (no attempt spent)."""
-    wait = runtime.gate.take_start(kind)
-    if wait is not None:
-        raise Snooze(wait, "per-minute limit reached")
+@contextmanager
+def rate_slot(runtime: Runtime, kind: JobType) -> Iterator[None]:
+    """One start counted under the type's per-minute limit for the block (and a window
+    after it), or snooze the job (no attempt spent)."""
+    with runtime.gate.counted_start(kind) as wait:
+        if wait is not None:
+            raise Snooze(wait, "per-minute limit reached")
+        yield
 
 
 @contextmanager
@@ -160,19 +163,20 @@ def limited_call(runtime: Runtime, kind: JobType) -> Iterator[None]:
     with runtime.gate.running_slot(kind, wait_seconds=SLOT_WAIT_SECONDS) as wait:
         if wait is not None:
             raise Snooze(wait, "concurrency limit reached")
-        take_rate_slot(runtime, kind)  # last, so the limit counts requests as they leave
-        yield
+        with rate_slot(runtime, kind):  # last, so the limit counts requests as they leave
+            yield
 
 
 def run_within_rate(runtime: Runtime, kind: JobType, context: JobContext) -> Outcome:
     """Run the job if its type's per-minute limit has room, else snooze it (no attempt spent);
     a type with ``limits_at_call`` takes its limits itself, around its limited call."""
-    if not kind.limits_at_call:
-        try:
-            take_rate_slot(runtime, kind)
-        except Snooze as snooze:
-            return Failed(snooze)
-    return run(kind, context)
+    if kind.limits_at_call:
+        return run(kind, context)
+    try:
+        with rate_slot(runtime, kind):
+            return run(kind, context)  # run() turns every error of the job into an outcome
+    except Snooze as snooze:
+        return Failed(snooze)
 
 
 def run(kind: JobType, context: JobContext) -> Outcome:

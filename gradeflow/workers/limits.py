@@ -9,9 +9,11 @@
   Job types with ``limits_at_call`` hold a slot only around their provider call
   and, finding none free, wait a little for one to be given back (each give-back
   wakes one waiter) before snoozing.
-- Starts per minute: an exact sliding log (a Redis sorted set of start times,
-  trimmed and counted in one Lua script on the server's clock), taken after a
-  successful claim, so a duplicate message never uses up a slot. Dramatiq's
+- Starts per minute: an exact sliding log (a Redis sorted set of starts, trimmed
+  and counted in one Lua script on the server's clock), taken after a successful
+  claim, so a duplicate message never uses up a slot. A start counts while its
+  call runs and for a full window after the call ends, so a request the provider
+  received late still counts in the provider's own window. Dramatiq's
   ``WindowRateLimiter`` counts one-second buckets and can admit up to twice
   the limit in a 60-second span that straddles a bucket edge; a provider's
   limit must never be exceeded.
@@ -38,21 +40,33 @@ from gradeflow.settings import Settings
 CONCURRENCY_RETRY_SECONDS = 0.2
 WINDOW_MILLISECONDS = 60_000
 
-#: KEYS[1] the log; ARGV limit, window (ms), member. Returns -1 when a start is
-#: admitted (and logged), else the milliseconds until the oldest start leaves the window.
+#: KEYS[1] the log; ARGV limit, window (ms), member, hold (ms). Returns -1 when a start is
+#: admitted (and logged, in flight: it counts until its end is stamped, ``hold`` at most),
+#: else the milliseconds until the oldest start can leave the window (a start still in
+#: flight leaves it a full window after it ends, so: a window from now at the soonest).
 SLIDING_LOG = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local hold = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
+  redis.call('ZADD', KEYS[1], now + hold, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window + hold)
   return -1
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return math.max(1, tonumber(oldest[2]) + window - now)
+return math.max(1, math.min(tonumber(oldest[2]), now) + window - now)
+"""
+
+#: KEYS[1] the log; ARGV member. The call ended: from now on, its start leaves the
+#: window a full window later (the provider saw the request at the latest now).
+STAMP_END = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
+return 0
 """
 
 
@@ -116,6 +130,7 @@ class Gate:
         self.client = client
         self.settings = settings
         self._sliding_log = client.register_script(SLIDING_LOG)
+        self._stamp_end = client.register_script(STAMP_END)
         self._take_slot = client.register_script(SEMAPHORE_TAKE)
         self._give_back = client.register_script(SEMAPHORE_GIVE_BACK)
 
@@ -151,20 +166,34 @@ class Gate:
         finally:
             self._give_back(keys=[key, given_back], args=[holder, limits.concurrency])
 
-    def take_start(self, job_type: JobType) -> float | None:
-        """Record one start under the per-minute limit: ``None`` if admitted, else seconds
-        until a slot frees up."""
+    @contextmanager
+    def counted_start(self, job_type: JobType) -> Iterator[float | None]:
+        """Yield ``None`` with one start counted under the per-minute limit, else seconds
+        until one can be.
+
+        The start counts while the block runs and for a full window after it ends, not
+        after it began: a provider counts a request when it arrives, which on a busy
+        machine can be well after the start was logged, and a window measured from the
+        log would let the next minute's first requests land in this minute's count.
+        """
         limits = limits_for(job_type, self.settings)
         limit = limits.per_minute
         if not limit:
-            return None
+            yield None
+            return
+        key = f"gradeflow:starts:{limits.scope}"
+        member = uuid.uuid4().hex
+        hold_ms = int((job_type.time_limit_seconds + 60) * 1000)
         wait_ms = int(
-            self._sliding_log(
-                keys=[f"gradeflow:starts:{limits.scope}"],
-                args=[limit, WINDOW_MILLISECONDS, uuid.uuid4().hex],
-            )
+            self._sliding_log(keys=[key], args=[limit, WINDOW_MILLISECONDS, member, hold_ms])
         )
-        return None if wait_ms < 0 else wait_ms / 1000 + jittered(0.05)
+        if wait_ms >= 0:
+            yield wait_ms / 1000 + jittered(0.05)
+            return
+        try:
+            yield None
+        finally:
+            self._stamp_end(keys=[key], args=[member])
 
 
 def jittered(seconds: float) -> float:
