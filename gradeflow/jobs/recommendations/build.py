@@ -368,13 +368,14 @@ def announce_recommendation(
     """``recommendation.ready`` to the client's endpoints that subscribed, if it was built."""
     if client_id is None:
         return []
-
-    def data() -> dict[str, Any]:
-        return recommendations_view(assessment_id, record).model_dump(mode="json")
-
     record = recommendation_record(conn, assessment_id)
     if record is None or record.status != "ready":
         return []
+    ready = record
+
+    def data() -> dict[str, Any]:
+        return recommendations_view(assessment_id, ready).model_dump(mode="json")
+
     return emit_event(conn, client_id, "recommendation.ready", data, assessment_id=assessment_id)
 
 
