@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     default_max_attempts: int = 5
     worker_processes: int = 1
     worker_threads: int = 8
+    #: Per worker process: how many threads of provider-calling job types
+    #: (``limits_at_call``) compute at once; the others wait for a provider's answer
+    #: or for their turn (see gradeflow/workers/turns.py).
+    worker_compute_turns: int = Field(default=4, ge=1)
 
     # -- limits of the llm queue ------------------------------------------------
     llm_concurrency: int = 100

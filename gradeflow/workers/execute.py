@@ -53,9 +53,11 @@ def execute(job_type_name: str, raw_job_id: str) -> None:
     runtime = get_runtime()
     kind = job_type(job_type_name)
     job_id = uuid.UUID(raw_job_id)
-    # A type with limits_at_call takes its concurrency slot around its call instead.
+    # A type with limits_at_call takes its concurrency slot around its call instead,
+    # and computes in turns with the process's other threads (given up for the call).
     slot = nullcontext(None) if kind.limits_at_call else runtime.gate.running_slot(kind)
-    with slot as wait:
+    turn = runtime.turns.held() if kind.limits_at_call else nullcontext()
+    with turn, slot as wait:
         if wait is not None:
             postpone(runtime, job_id, wait)
             return
@@ -159,8 +161,12 @@ def rate_slot(runtime: Runtime, kind: JobType) -> Iterator[None]:
 def limited_call(runtime: Runtime, kind: JobType) -> Iterator[None]:
     """One call under the type's limits: a concurrency slot held for the block (waiting a
     little for one to be given back) and one start counted under the per-minute limit;
-    else snooze the job (no attempt spent)."""
-    with runtime.gate.running_slot(kind, wait_seconds=SLOT_WAIT_SECONDS) as wait:
+    else snooze the job (no attempt spent). The attempt's compute turn is given up
+    meanwhile and taken back, ahead of attempts still starting, when the call is done."""
+    with (
+        runtime.turns.given_up(),
+        runtime.gate.running_slot(kind, wait_seconds=SLOT_WAIT_SECONDS) as wait,
+    ):
         if wait is not None:
             raise Snooze(wait, "concurrency limit reached")
         with rate_slot(runtime, kind):  # last, so the limit counts requests as they leave

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
@@ -11,6 +12,7 @@ import dramatiq
 import redis
 import structlog
 from dramatiq.middleware import Middleware
+from sqlalchemy.pool import QueuePool
 
 from gradeflow.jobs.essays.llm import client_for, llm_configured
 from gradeflow.workers.runtime import Runtime, get_runtime
@@ -33,7 +35,8 @@ class JobEngineMiddleware(Middleware):
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         ignore_repeated_sigterm()
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # Before the worker's threads take messages, so no job meets a cold process.
         runtime = get_runtime()
         warn_if_redis_evicts(runtime.redis)
         warm_up(runtime)
@@ -73,14 +76,17 @@ def ignore_repeated_sigterm(window_seconds: float = REPEATED_SIGTERM_SECONDS) ->
 
 
 def warm_up(runtime: Runtime) -> None:
-    """Open a database connection and build the LLM client before the first job.
+    """Open the pool's database connections and build the LLM client before the first job.
 
     A fresh worker process's first jobs would otherwise pay for both (a connection
-    and, for the SDK, a TLS context: about 0.1 s each) while a burst is waiting.
+    and, for the SDK, a TLS context: about 0.1 s each) while a burst is waiting; a
+    burst reaching cold pools opened a hundred PostgreSQL backends at once.
     """
+    pool = runtime.engine.pool
     try:
-        with runtime.engine.connect():
-            pass
+        with contextlib.ExitStack() as opened:
+            for _ in range(pool.size() if isinstance(pool, QueuePool) else 1):
+                opened.enter_context(runtime.engine.connect())
         if llm_configured(runtime.settings):
             client_for(runtime.settings)
     except Exception as exc:  # the jobs connect (and retry) on their own

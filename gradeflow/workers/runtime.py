@@ -18,6 +18,7 @@ from gradeflow.workers.broker import get_broker
 from gradeflow.workers.leases import LeaseKeeper
 from gradeflow.workers.limits import Gate
 from gradeflow.workers.redis_server import LOCAL_REDIS_URL
+from gradeflow.workers.turns import Turns
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Runtime:
             lease_seconds=self.settings.lease_seconds,
             interval_seconds=self.settings.heartbeat_seconds,
         )
+
+    @cached_property
+    def turns(self) -> Turns:
+        return Turns(self.settings.worker_compute_turns)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -250,6 +250,37 @@ def test_a_limits_at_call_type_holds_its_slot_for_the_call_alone(
     assert max_overlap([(start, end) for start, end in runs]) > 2, runs
 
 
+def test_a_limits_at_call_type_computes_in_turns_and_gives_its_turn_up_for_the_call(
+    prepared: Engine, broker: dramatiq.Broker, env: dict[str, str], tmp_path: Path
+) -> None:
+    engine = prepared
+    log = tmp_path / "procs.log"
+    one_turn = {**env, "GRADEFLOW_WORKER_COMPUTE_TURNS": "1"}
+    jobs = [NewJob("test.slot_at_call", {"sleep": 0.3, "call": 0.8}) for _ in range(6)]
+    with running(worker_argv(threads=6), one_turn, log), running(scheduler_argv(), env, log):
+        warm_up(engine, broker, log)
+        job_ids = enqueue(engine, broker, jobs, WINDOW)
+        assert wait_for(
+            lambda: statuses(engine, "test.slot_at_call") == {"succeeded": len(jobs)}, timeout=30
+        ), (statuses(engine, "test.slot_at_call"), log.read_text())
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT r.ran_at, c.started_at, c.ended_at FROM test_job_runs r"
+                " JOIN test_job_calls c USING (job_id) WHERE r.job_id = ANY(:ids)"
+            ),
+            {"ids": job_ids},
+        ).all()
+    assert len(rows) == len(jobs)
+    # One turn: the work before the calls (0.3 s from ``ran_at``) ran one attempt at a time
+    # (six threads would run all six at once)...
+    work = timedelta(seconds=0.3)
+    assert max_overlap([(ran, ran + work) for ran, _, _ in rows]) == 1, rows
+    # ...while the calls overlapped (two slots): the turn is given up for the call.
+    assert max_overlap([(started, ended) for _, started, ended in rows]) == 2, rows
+
+
 def test_snooze_runs_again_without_spending_an_attempt(
     prepared: Engine, broker: dramatiq.Broker, env: dict[str, str], tmp_path: Path
 ) -> None:

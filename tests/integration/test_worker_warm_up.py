@@ -1,5 +1,5 @@
-"""A worker process warms up at boot: a database connection and the LLM client are
-ready before its first job, and a database that is down does not stop the boot."""
+"""A worker process warms up at boot: its pool's database connections and the LLM client
+are ready before its first job, and a database that is down does not stop the boot."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from gradeflow.workers.middleware import warm_up
 from gradeflow.workers.runtime import Runtime
 
 
-def test_warm_up_leaves_a_pooled_connection_and_the_llm_client_ready(
+def test_warm_up_leaves_the_pool_open_and_the_llm_client_ready(
     database_url: str, redis_url: str
 ) -> None:
     settings = Settings(
@@ -17,12 +17,14 @@ def test_warm_up_leaves_a_pooled_connection_and_the_llm_client_ready(
         database_url=database_url,
         redis_url=redis_url,
         openai_base_url="http://127.0.0.1:9/v1",
+        worker_threads=3,
     )
     runtime = Runtime(settings)
     _client.cache_clear()
     try:
         warm_up(runtime)
-        assert runtime.engine.pool.checkedin() == 1  # opened, and back in the pool
+        # Every connection of the pool (threads + 2) opened, and back in the pool.
+        assert runtime.engine.pool.checkedin() == 5
         assert _client.cache_info().currsize == 1
     finally:
         runtime.engine.dispose()
