@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     #: Per worker process: how many threads of provider-calling job types
     #: (``limits_at_call``) compute at once; the others wait for a provider's answer
     #: or for their turn (see gradeflow/workers/turns.py).
-    worker_compute_turns: int = Field(default=4, ge=1)
+    worker_compute_turns: int = Field(default=2, ge=1)
 
     # -- limits of the llm queue ------------------------------------------------
     llm_concurrency: int = 100

@@ -117,6 +117,8 @@ class Setup:
     processes: int
     threads: int
     concurrency: int
+    #: Compute turns per worker process (``GRADEFLOW_WORKER_COMPUTE_TURNS``).
+    turns: int
 
 
 # -- the fake LLM ---------------------------------------------------------------------
@@ -243,6 +245,7 @@ def worker_env(setup: Setup, per_minute: int | None) -> dict[str, str]:
         # The pool of database connections is sized from these.
         "GRADEFLOW_WORKER_PROCESSES": str(setup.processes),
         "GRADEFLOW_WORKER_THREADS": str(setup.threads),
+        "GRADEFLOW_WORKER_COMPUTE_TURNS": str(setup.turns),
     }
     if per_minute:
         env["GRADEFLOW_LLM_REQUESTS_PER_MINUTE"] = str(per_minute)
@@ -449,7 +452,8 @@ def run_essays_benchmark(
     latency: float = 1.0,
     concurrency: int = 100,
     processes: int = 4,
-    threads: int = 30,
+    threads: int = 50,
+    turns: int = 1,
     per_minute: int = 100,
     rate_essays: int = 200,
     progress: Progress = lambda _: None,
@@ -465,12 +469,15 @@ def run_essays_benchmark(
         "concurrency": concurrency,
         "processes": processes,
         "threads": threads,
+        "turns": turns,
         "load_avg_start": round(os.getloadavg()[0], 2),
     }
     ok = False
     try:
         fake_url = start_fake_server(services, latency)
-        setup = Setup(engine, redis_url, env, fake_url, work_dir, processes, threads, concurrency)
+        setup = Setup(
+            engine, redis_url, env, fake_url, work_dir, processes, threads, concurrency, turns
+        )
         services.start("scheduler", gradeflow_argv("scheduler"))
         progress(f"throughput: {essays} essays, llm concurrency {concurrency}, {latency:g} s each")
         result.update(throughput_run(setup, essays, latency))
@@ -518,7 +525,8 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             ),
             "",
             f"Command: `{command}` — {r['processes']} worker process(es) x {r['threads']} "
-            f"threads on the llm queue, a fake OpenAI-compatible server answering every request "
+            f"threads on the llm queue, {r.get('turns', '?')} compute turn(s) per process, "
+            "a fake OpenAI-compatible server answering every request "
             f"after {r['latency_s']:g} s.",
             "",
             "| | measured | target |",
@@ -559,25 +567,24 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             "arrival and every request with the limit or more others in the 60 s before it "
             "counts as over.",
             "",
-            "Reading the figures: the 500 essays arrive at once, so the first hundred calls "
-            "leave together and come back together. The threads that finish them and the "
-            "threads that start the next calls take turns to compute "
-            "(`GRADEFLOW_WORKER_COMPUTE_TURNS`, 4 per process), finishing attempts first, and "
-            "give their turn up while they wait for a slot or an answer: a thread holding the "
-            "next request does not wait behind a hundred score writes, and the recommendation "
-            "jobs (new work) wait while essays are being finished. The sustained figure, "
-            "between the 10th and 90th percentile of the completions, shows what the limiter "
-            "keeps up once the burst's edges are left out; what is lost is at the edges: the "
-            "first hundred requests need their claims and reads first, and the last wave "
-            "inherits the spread of the ones before it. Every essay costs the worker CPU (the "
-            "SDK call and its JSON, the essay job's claim, read and one transaction for its "
-            "score, finish hook and follow-up, the recommendation job and the finish hook that "
-            "completes the assessment) and PostgreSQL about half as much again. Both limits cover the model "
-            "call alone (`limits_at_call`): a concurrency slot is taken right before the request "
-            "leaves and given back when its answer is in, so the workers run more threads than "
-            "the limit (reading and writing meanwhile); the SDK's own time on a busy CPU "
-            "(building the request, reading the answer) is inside the slot, which is why the "
-            "calls as the SDK saw them take longer than the server's 1 s.",
+            "Reading the figures: the 500 essays arrive at once, so the first hundred calls leave"
+            " together and come back together. The threads that finish them and the threads that "
+            "start the next calls take turns to compute (`GRADEFLOW_WORKER_COMPUTE_TURNS`), "
+            "finishing attempts first, and give their turn up while they wait for a slot or an "
+            "answer: a thread holding the next request does not wait behind a hundred score "
+            "writes, and the recommendation jobs (new work) wait while essays are being finished."
+            " The sustained figure, between the 10th and 90th percentile of the completions, "
+            "shows what the limiter keeps up once the burst's edges are left out; what is lost is"
+            " at the edges: the first hundred requests need their claims and reads first, and the"
+            " last wave inherits the spread of the ones before it. Every essay costs the worker "
+            "CPU (the SDK call and its JSON, the essay job's claim, read and one transaction for "
+            "its score, finish hook and follow-up, the recommendation job and the finish hook "
+            "that completes the assessment) and PostgreSQL about half as much again. Both limits "
+            "cover the model call alone (`limits_at_call`): a concurrency slot is taken right "
+            "before the request leaves and given back when its answer is in, so the workers run "
+            "more threads than the limit (reading and writing meanwhile); the SDK's own time on a"
+            " busy CPU (building the request, reading the answer) is inside the slot, which is "
+            "why the calls as the SDK saw them take longer than the server's 1 s.",
             "",
         ]
     )
@@ -592,13 +599,18 @@ def essays_command(
         float, typer.Option(min=0.05, help="Seconds the fake server takes to answer.")
     ] = 1.0,
     concurrency: Annotated[int, typer.Option(min=1, help="The llm concurrency limit.")] = 100,
-    # 4 x 30 rather than 2 x 50: fewer threads contend for each process's GIL, and
-    # 120 threads for 100 slots: a slot is held for the model's call alone, so the
-    # threads reading essays and writing scores work while a hundred calls are out.
+    # 200 threads for 100 slots: a slot is held for the model's call alone, so a hundred
+    # threads have their next essay claimed and read, waiting for a slot, when a wave of
+    # answers comes back. One compute turn per process: the threads finishing essays and
+    # those starting them take turns, answers first (measured on 2 CPUs: 1 turn 88-90 %,
+    # 2 turns 87-89 %, 4 turns 83-86 %; 4 x 30 threads 84-86 %).
     processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 4,
     threads: Annotated[
         int, typer.Option(min=1, help="Threads per worker process (processes x threads ≥ limit).")
-    ] = 30,
+    ] = 50,
+    turns: Annotated[
+        int, typer.Option(min=1, help="Compute turns per worker process (see the README).")
+    ] = 1,
     per_minute: Annotated[
         int, typer.Option(min=1, help="Requests-per-minute limit of the second run.")
     ] = 100,
@@ -623,7 +635,7 @@ def essays_command(
             redis_url = redis_url_with_db(resolved.redis_url, BENCH_REDIS_DB)
             result = run_essays_benchmark(
                 database_url, redis_url, essays=essays, latency=latency,
-                concurrency=concurrency, processes=processes, threads=threads,
+                concurrency=concurrency, processes=processes, threads=threads, turns=turns,
                 per_minute=per_minute, rate_essays=rate_essays,
                 progress=lambda line: err.print(line, highlight=False),
             )  # fmt: skip

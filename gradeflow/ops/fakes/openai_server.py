@@ -310,6 +310,9 @@ def embeddings_response(body: dict[str, Any]) -> dict[str, Any]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API
+    #: The headers and the body leave in two writes; with Nagle's algorithm the body
+    #: waited for the client's delayed ACK of the headers (up to 40 ms a response).
+    disable_nagle_algorithm = True
     server: Server
 
     def log_message(self, format: str, *args: Any) -> None:
