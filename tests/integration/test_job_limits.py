@@ -71,6 +71,27 @@ def warm_up(engine: Engine, broker: dramatiq.Broker, log: Path) -> None:
     ), log.read_text()
 
 
+def run_to_success(
+    engine: Engine,
+    broker: dramatiq.Broker,
+    env: dict[str, str],
+    log: Path,
+    jobs: list[NewJob],
+    threads: int,
+) -> list[uuid.UUID]:
+    """Run ``jobs`` (all of one type) on a worker of ``threads`` threads and the
+    scheduler until every one succeeded; their ids."""
+    kind = jobs[0].job_type
+    with running(worker_argv(threads=threads), env, log), running(scheduler_argv(), env, log):
+        warm_up(engine, broker, log)
+        job_ids = enqueue(engine, broker, jobs, WINDOW)
+        assert wait_for(lambda: statuses(engine, kind) == {"succeeded": len(jobs)}, timeout=30), (
+            statuses(engine, kind),
+            log.read_text(),
+        )
+    return job_ids
+
+
 def max_starts_in_window(starts: list[datetime], window: timedelta) -> int:
     """The most starts any half-open window of length ``window`` holds."""
     ordered = sorted(starts)
@@ -189,12 +210,7 @@ def test_concurrency_limit_holds_across_eight_threads(
     engine = prepared
     log = tmp_path / "procs.log"
     jobs = [NewJob("test.concurrent", {"sleep": 0.5}) for _ in range(10)]
-    with running(worker_argv(threads=8), env, log), running(scheduler_argv(), env, log):
-        warm_up(engine, broker, log)
-        job_ids = enqueue(engine, broker, jobs, WINDOW)
-        assert wait_for(
-            lambda: statuses(engine, "test.concurrent") == {"succeeded": len(jobs)}, timeout=30
-        ), (statuses(engine, "test.concurrent"), log.read_text())
+    job_ids = run_to_success(engine, broker, env, log, jobs, threads=8)
 
     with engine.connect() as conn:
         intervals = conn.execute(
@@ -221,12 +237,7 @@ def test_a_limits_at_call_type_holds_its_slot_for_the_call_alone(
     engine = prepared
     log = tmp_path / "procs.log"
     jobs = [NewJob("test.slot_at_call", {"sleep": 0.4, "call": 0.3}) for _ in range(8)]
-    with running(worker_argv(threads=8), env, log), running(scheduler_argv(), env, log):
-        warm_up(engine, broker, log)
-        job_ids = enqueue(engine, broker, jobs, WINDOW)
-        assert wait_for(
-            lambda: statuses(engine, "test.slot_at_call") == {"succeeded": len(jobs)}, timeout=30
-        ), (statuses(engine, "test.slot_at_call"), log.read_text())
+    job_ids = run_to_success(engine, broker, env, log, jobs, threads=8)
 
     with engine.connect() as conn:
         calls = conn.execute(
@@ -257,12 +268,7 @@ def test_a_limits_at_call_type_computes_in_turns_and_gives_its_turn_up_for_the_c
     log = tmp_path / "procs.log"
     one_turn = {**env, "GRADEFLOW_WORKER_COMPUTE_TURNS": "1"}
     jobs = [NewJob("test.slot_at_call", {"sleep": 0.3, "call": 0.8}) for _ in range(6)]
-    with running(worker_argv(threads=6), one_turn, log), running(scheduler_argv(), env, log):
-        warm_up(engine, broker, log)
-        job_ids = enqueue(engine, broker, jobs, WINDOW)
-        assert wait_for(
-            lambda: statuses(engine, "test.slot_at_call") == {"succeeded": len(jobs)}, timeout=30
-        ), (statuses(engine, "test.slot_at_call"), log.read_text())
+    job_ids = run_to_success(engine, broker, one_turn, log, jobs, threads=6)
 
     with engine.connect() as conn:
         rows = conn.execute(
