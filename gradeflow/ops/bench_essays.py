@@ -531,7 +531,7 @@ def section(result: dict[str, Any], box: dict[str, str], command: str, when: dat
             ),
             "",
             f"Command: `{command}` — {r['processes']} worker process(es) x {r['threads']} "
-            f"threads on the llm queue, {r.get('turns', '?')} compute turn(s) per process, "
+            f"threads on the llm queue, {r['turns']} compute turn(s) per process, "
             "a fake OpenAI-compatible server answering every request "
             f"after {r['latency_s']:g} s.",
             "",

@@ -39,7 +39,6 @@ class Turns:
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError(f"a process needs at least one compute turn, not {size}")
-        self.size = size
         self._free = size
         self._waiting: list[tuple[int, int, threading.Event]] = []
         self._arrivals = itertools.count()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 
@@ -107,8 +108,6 @@ def test_an_interrupted_wait_leaves_the_line_and_loses_no_turn() -> None:
     thread.start()
     wait_until_waiting(turns, 1)
     # What Dramatiq's time limit does: raise an exception in the waiting thread.
-    import ctypes
-
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread.ident or 0), ctypes.py_object(Interrupt)
     )
