@@ -42,6 +42,10 @@ SECRET_PATTERNS = (
 )
 #: SQLAlchemy's ``[parameters: {...}]`` (a repr: it never holds a raw newline).
 SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
+#: Libraries that log every HTTP request at INFO: kept at WARNING unless the process
+#: logs at DEBUG (Dramatiq's ``--verbose``). A worker would otherwise write one line
+#: per model call, inside the call's concurrency slot.
+CHATTY_LIBRARIES = ("httpx", "httpx2", "httpcore", "openai")
 #: A configured key shorter than this is not matched literally (it would blank words).
 MIN_LITERAL_SECRET = 8
 
@@ -110,6 +114,10 @@ def route_standard_logging(
     kept = [h for h in root.handlers if type(h) is not logging.StreamHandler]
     root.handlers = [h for h in kept if not isinstance(h, StructuredHandler)] + [handler]
     root.setLevel(level)
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+        )
 
 
 # -- redaction -------------------------------------------------------------------------

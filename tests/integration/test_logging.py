@@ -26,7 +26,7 @@ from gradeflow.db.catalog import NewQuestion, insert_question, insert_role
 from gradeflow.db.engine import transaction
 from gradeflow.jobs.enqueue import insert_new_jobs
 from gradeflow.jobs.webhooks import emit_event
-from gradeflow.logs import REDACTED, Redactor, merge_request_ids, redact
+from gradeflow.logs import CHATTY_LIBRARIES, REDACTED, Redactor, merge_request_ids, redact
 from gradeflow.settings import Settings
 from gradeflow.workers.broker import build_broker
 from gradeflow.workers.messages import send_messages
@@ -259,6 +259,8 @@ def test_worker_logs_carry_ids_and_never_keys_secrets_or_essays(
     assert all("[dramatiq.MainProcess]" in line for line in other), other
     # The standard library's lines are JSON too (Dramatiq's worker process logs this one).
     assert any(e.get("event") == "Worker process is ready for action." for e in lines)
+    # The HTTP client's line per model call stays below the worker's level.
+    assert not [e for e in lines if e.get("logger") in CHATTY_LIBRARIES]
 
     def about_this(event: str, job_type: str) -> list[dict[str, Any]]:
         return [e for e in lines if e.get("event") == event and e.get("job_type") == job_type]
