@@ -35,3 +35,14 @@ def test_a_connection_the_server_ended_is_replaced_at_checkout(
     replacement = backend_pid(engine)
 
     assert replacement != pid
+
+
+def test_the_pool_hands_out_the_connection_given_back_last(engine: Engine) -> None:
+    # Busy connections stay warm (prepared statements, cached plans): see make_engine.
+    first, second = engine.connect(), engine.connect()
+    pids = [int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in (first, second)]
+    first.close()
+    second.close()
+
+    assert backend_pid(engine) == pids[1]
+    assert backend_pid(engine) == pids[1]
