@@ -1,4 +1,5 @@
-"""Compute turns: at most ``size`` holders, handed on by priority then arrival."""
+"""Compute turns: at most ``size`` holders (one more finishing), handed on by priority
+then arrival."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def test_no_more_than_size_hold_a_turn_at_once() -> None:
 
 
 def test_a_finishing_attempt_goes_before_earlier_starting_ones() -> None:
-    turns = Turns(1)
+    turns = Turns(1, finishing_extra=0)
     order: list[str] = []
     turns.take(STARTING)  # the one turn is busy
 
@@ -68,8 +69,45 @@ def test_a_finishing_attempt_goes_before_earlier_starting_ones() -> None:
     assert turns.free == 1
 
 
-def test_given_up_frees_the_turn_for_the_block_and_takes_one_back() -> None:
+def test_finishing_attempts_may_hold_one_turn_beyond_the_starting_ones() -> None:
     turns = Turns(1)
+    turns.take(STARTING)  # the one turn is busy
+    inside = {name: threading.Event() for name in ("finishing-1", "starting", "finishing-2")}
+    leave = {name: threading.Event() for name in inside}
+
+    def attempt(name: str, priority: int) -> threading.Thread:
+        def run() -> None:
+            with turns.held(priority):
+                inside[name].set()
+                leave[name].wait(5)
+
+        thread = threading.Thread(target=run, daemon=True)  # a failure must not hang the run
+        thread.start()
+        return thread
+
+    threads = [attempt("finishing-1", FINISHING)]
+    assert inside["finishing-1"].wait(5), "a finishing attempt takes the extra turn at once"
+    threads.append(attempt("starting", STARTING))
+    wait_until_waiting(turns, 1)
+    threads.append(attempt("finishing-2", FINISHING))  # two held: it waits, ahead of starting
+    wait_until_waiting(turns, 2)
+
+    turns.give_back()
+    assert inside["finishing-2"].wait(5)
+    leave["finishing-1"].set()
+    threads[0].join(5)
+    assert not inside["starting"].is_set()  # finishing-2 holds the process's one turn
+    leave["finishing-2"].set()
+    assert inside["starting"].wait(5)
+    leave["starting"].set()
+    for thread in threads:
+        thread.join(5)
+    assert turns.free == 1
+    assert turns._waiting == []
+
+
+def test_given_up_frees_the_turn_for_the_block_and_takes_one_back() -> None:
+    turns = Turns(1, finishing_extra=0)
     took, release = threading.Event(), threading.Event()
 
     def other() -> None:
