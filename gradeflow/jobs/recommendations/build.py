@@ -6,7 +6,8 @@ gaps      skill gaps, weakest first, and the query text they make (gaps.py)
 retrieve  embed the query; top-k active credentials over pgvector's HNSW index
 rank      the model re-ranks and explains (rerank.py), or the deterministic
           ranking and template rationale when there is no model or it fails
-write     traces, items and ``ready`` in one transaction (guarded on pending)
+write     traces, items and ``ready``, guarded on pending, in the transaction that
+          completes the job
 ```
 
 Its finish hook emits ``recommendation.ready`` (or marks the recommendation
@@ -115,7 +116,8 @@ def build_recommendations(ctx: JobContext) -> None:
     """Build the assessment's recommendation (payload ``assessment_id``)."""
     assessment_id = payload_id(ctx, "assessment_id")
     settings = get_settings()
-    with ctx.engine.connect() as conn:
+    # Reads only, each statement its own transaction: no BEGIN and ROLLBACK round trips.
+    with ctx.engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
         inputs = load_inputs(conn, assessment_id)
     if inputs is None:
         log.info("recommendation already built or gone")
@@ -129,15 +131,20 @@ def build_recommendations(ctx: JobContext) -> None:
     retrieved_ms = round((time.monotonic() - started) * 1000)
     ranking = rank(candidates, gaps, inputs.role_name, settings, ctx.attempt, ctx.limited_call)
     built = assemble(inputs, gaps, query, candidates, retrieval, ranking, retrieved_ms)
-    with ctx.engine.begin() as conn:
+
+    def save(conn: Connection) -> None:
         saved = save_ready_recommendation(conn, assessment_id, built)
-    log.info(
-        "recommendation built" if saved else "recommendation was built by an earlier attempt",
-        items=len(built.items),
-        degraded=built.degraded,
-        provider=retrieval.provider,
-        ranker=ranking.ranker,
-    )
+        log.info(
+            "recommendation built" if saved else "recommendation was built by an earlier attempt",
+            items=len(built.items),
+            degraded=built.degraded,
+            provider=retrieval.provider,
+            ranker=ranking.ranker,
+        )
+
+    # In the transaction that completes the job and, through its finish hook, announces
+    # the recommendation and finishes the assessment: one commit, not two.
+    ctx.write_result(save)
 
 
 # -- load ----------------------------------------------------------------------------------
