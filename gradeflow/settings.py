@@ -133,8 +133,8 @@ class Settings(BaseSettings):
     worker_processes: int = 1
     worker_threads: int = 8
     #: Per worker process: how many threads of provider-calling job types
-    #: (``limits_at_call``) compute at once; the others wait for a provider's answer
-    #: or for their turn (see gradeflow/workers/turns.py).
+    #: (``limits_at_call``) compute at once, one more while finishing an attempt; the
+    #: others wait for a provider's answer or for their turn (see gradeflow/workers/turns.py).
     worker_compute_turns: int = Field(default=2, ge=1)
 
     # -- limits of the llm queue ------------------------------------------------
